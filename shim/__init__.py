@@ -1,0 +1,1 @@
+"""iron.shim: the runtime CLI. runc's argv in, crun's argv out; iron's own commands beside it."""
