@@ -1,0 +1,92 @@
+"""Bundle I/O: the only place iron reads or writes config.json and exec process files.
+
+Writes are atomic (temporary file in the same directory, fsync, rename, fsync of the
+directory): a crash or a full disk leaves the old file or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .errors import IronError
+
+
+def bundle_dir(path: str) -> str:
+    """An absolute bundle path that is a real directory (not a symlink to one)."""
+    path = os.path.abspath(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise IronError("bundle not found", file=path, expected="an OCI bundle directory") from None
+    except OSError as err:
+        raise IronError(f"cannot stat bundle: {err.strerror}", file=path) from err
+    import stat
+    if stat.S_ISLNK(st.st_mode):
+        raise IronError("bundle path is a symlink", file=path,
+                        expected="the bundle directory itself, not a link to it")
+    if not stat.S_ISDIR(st.st_mode):
+        raise IronError("bundle path is not a directory", file=path, expected="an OCI bundle directory")
+    return path
+
+
+def read_json(path: str, what: str) -> tuple[bytes, dict]:
+    """The file's exact bytes (to compare and to leave untouched) and its parsed object."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise IronError(f"{what} not found", file=path) from None
+    except OSError as err:
+        raise IronError(f"cannot read {what}: {err.strerror}", file=path) from err
+    if not raw.strip():
+        raise IronError(f"{what} is empty", file=path, expected="a JSON object")
+    try:
+        value = json.loads(raw)
+    except ValueError as err:
+        raise IronError(f"{what} is not valid JSON: {err}", file=path) from err
+    if not isinstance(value, dict):
+        raise IronError(f"{what} is not a JSON object", file=path, expected="a JSON object",
+                        got=type(value).__name__)
+    return raw, value
+
+
+def read_config(bundle: str) -> tuple[str, bytes, dict]:
+    path = os.path.join(bundle, "config.json")
+    raw, spec = read_json(path, "config.json")
+    return path, raw, spec
+
+
+def dumps(value: dict) -> bytes:
+    return json.dumps(value, indent=2).encode() + b"\n"
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically, keeping its permission bits."""
+    folder = os.path.dirname(path) or "."
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        mode = 0o644
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.iron-{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise IronError(f"cannot write: {err.strerror}; the original is unchanged", file=path) from err

@@ -1,0 +1,1 @@
+"""iron's own commands, one module each, imported only when called."""

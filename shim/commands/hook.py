@@ -1,0 +1,16 @@
+"""`iron hook NAME ARGS…`: OCI hooks iron adds to a container. Kept off click: hooks are on
+every start of a maximum container and must start fast."""
+
+from __future__ import annotations
+
+import sys
+
+HOOKS = {"network": "iron.hooks.network"}
+
+
+def main(args: list[str], prog: str) -> int:
+    if not args or args[0] not in HOOKS:
+        sys.stderr.write(f"iron hook: expected one of {', '.join(HOOKS)}\n")
+        return 2
+    from importlib import import_module
+    return import_module(HOOKS[args[0]]).main(args[1:])

@@ -1,0 +1,92 @@
+"""What this host can enforce: facts for the layers, and the preflight that fails closed."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from iron.oci.context import HostFacts
+from iron.shim import config as config_mod
+
+LANDLOCK_CREATE_RULESET = 444           # same number on x86_64 and aarch64
+LANDLOCK_CREATE_RULESET_VERSION = 1
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version, 0 when Landlock is missing or disabled."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(ctypes.c_long(LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0),
+                       ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
+    return max(int(abi), 0)
+
+
+def seccomp_available() -> bool:
+    return os.path.exists("/proc/sys/kernel/seccomp/actions_avail")
+
+
+def probe(cfg) -> HostFacts:
+    helper = cfg.landlock_helper if os.access(cfg.landlock_helper, os.X_OK) else None
+    return HostFacts(kernel=os.uname().release, arch=os.uname().machine, seccomp=seccomp_available(),
+                     landlock_abi=landlock_abi(), nft=config_mod.find_on_path("nft") or None,
+                     landlock_helper=helper)
+
+
+def cgroup_layout() -> tuple[str, list[str]]:
+    """("v1" | "v2" | "hybrid", controllers enabled in the unified hierarchy)."""
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return "v2", _read("/sys/fs/cgroup/cgroup.controllers").split()
+    if os.path.exists("/sys/fs/cgroup/unified/cgroup.controllers"):
+        return "hybrid", _read("/sys/fs/cgroup/unified/cgroup.controllers").split()
+    return "v1", []
+
+
+def crun_version(runtime: str) -> str:
+    import subprocess
+    try:
+        out = subprocess.run([runtime, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    match = re.search(r"version\s+(\S+)", out)
+    return match.group(1) if match else ""
+
+
+def cgroup_blocker() -> str | None:
+    """crun 1.8 refuses a hybrid host while the unified hierarchy holds a controller."""
+    layout, controllers = cgroup_layout()
+    if layout == "hybrid" and controllers:
+        names = " ".join(controllers)
+        return (f"cgroup hybrid mode with controllers in the unified hierarchy ({names}); crun refuses it. "
+                f"Fix: mount them as v1 hierarchies (install.sh --fix-cgroups)")
+    return None
+
+
+def blockers(layers: list[str], facts: HostFacts, runtime: str, min_abi: int = 1) -> list[str]:
+    """Why each of ``layers`` cannot be enforced here; empty when all can."""
+    out = []
+    if not runtime or not os.access(runtime, os.X_OK):
+        out.append("process: crun not found (apt-get install crun)")
+    quirk = cgroup_blocker()
+    if quirk:
+        out.append(f"process: {quirk}")
+    if "syscall" in layers and not facts.seccomp:
+        out.append("syscall: the kernel has no seccomp filter support (CONFIG_SECCOMP_FILTER)")
+    if "filesystem" in layers:
+        if facts.landlock_abi == 0:
+            out.append("filesystem: Landlock is not available (kernel ≥ 5.13 with lsm=landlock needed)")
+        elif facts.landlock_abi < min_abi:
+            out.append(f"filesystem: Landlock ABI {facts.landlock_abi} < required {min_abi}")
+        if not facts.landlock_helper:
+            out.append("filesystem: the Landlock helper is missing (run install.sh)")
+    if "network" in layers and not facts.nft:
+        out.append("network: nft not found (apt-get install nftables)")
+    return out
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
