@@ -61,8 +61,6 @@ def _fail(err: Exception, parsed) -> int:
     from iron.shim.runclog import report_error
     if isinstance(err, IronError):
         message = str(err)
-    elif isinstance(err, KeyboardInterrupt):
-        message = "interrupted"
     else:
         if os.environ.get("IRON_DEBUG"):
             raise err

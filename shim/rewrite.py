@@ -34,7 +34,8 @@ def main(parsed, prog: str, cfg_path: str) -> int:
     return 127  # not reached
 
 
-def _context(profile, cfg, facts, annotations: dict) -> Context:
+def context_for(profile, cfg, facts, annotations: dict) -> Context:
+    """The Context the layers see: host facts, the operator policy, the annotations."""
     policy = Policy(allow_annotation_lower=cfg.allow_annotation_lower,
                     allow_fs_write_annotation=cfg.allow_fs_write_annotation,
                     allow_network_annotation=cfg.allow_network_annotation,
@@ -85,7 +86,7 @@ def _create(parsed, prog: str, cfg, loader: Loader, runtime: str) -> None:
         entry.update(mode=mode, mode_source=source, layers=profile.layers())
         facts = _preflight(profile, cfg, runtime)
         try:
-            hardened, decisions = pipeline.harden(spec, profile.data, _context(profile, cfg, facts, annotations))
+            hardened, decisions = pipeline.harden(spec, profile.data, context_for(profile, cfg, facts, annotations))
         except IronError as err:
             raise err.within(path)
         hardened.setdefault("annotations", {})[modes.ANNOTATION] = profile.name
@@ -115,7 +116,7 @@ def _exec(parsed, prog: str, cfg, loader: Loader, runtime: str) -> list[str]:
         mode = profile.name
         entry.update(mode=mode, mode_source=source, layers=profile.layers())
         facts = _preflight(profile, cfg, runtime)
-        ctx = _context(profile, cfg, facts, container.get("annotations") or {})
+        ctx = context_for(profile, cfg, facts, container.get("annotations") or {})
         process_file = sub.value("--process", "-p")
         if process_file:
             raw, process = bundle.read_json(process_file, "process file")

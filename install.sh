@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Install iron on a Debian/Ubuntu host, then run its main job (`iron check` + `iron verify`).
+# Idempotent: running it again upgrades in place and keeps /etc/iron/config.toml.
+#
+#   ./install.sh                 install + main job
+#   ./install.sh --fix-cgroups   also mount unified-hierarchy controllers as v1 (crun 1.8 quirk)
+#   ./install.sh --no-verify     install only
+#   ./install.sh --podman | --docker | --containerd   register iron with that engine
+#   ./install.sh --uninstall [--podman|--docker|--containerd]   undo exactly that
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+PREFIX=${IRON_PREFIX:-/opt/iron}
+BIN_DIR=${IRON_BIN_DIR:-/usr/local/bin}
+LIB_DIR=${IRON_LIB_DIR:-/usr/local/lib/iron}
+ETC_DIR=/etc/iron
+NAMES=(iron iron-minimal iron-standard iron-maximum)
+
+fix_cgroups=0 verify=1 uninstall=0 engines=()
+for arg in "$@"; do
+  case "$arg" in
+    --fix-cgroups) fix_cgroups=1 ;;
+    --no-verify) verify=0 ;;
+    --uninstall) uninstall=1 ;;
+    --podman|--docker|--containerd) engines+=("${arg#--}") ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "run as root"
+
+if [ ${#engines[@]} -gt 0 ]; then
+  for engine in "${engines[@]}"; do
+    bash "$HERE/deploy/register.sh" "$engine" "$([ $uninstall = 1 ] && echo remove || echo add)"
+  done
+  exit 0
+fi
+
+if [ $uninstall = 1 ]; then
+  for name in "${NAMES[@]}"; do rm -f "$BIN_DIR/$name"; done
+  rm -rf "$PREFIX" "$LIB_DIR"
+  say "removed iron (kept $ETC_DIR and /var/log/iron)"
+  exit 0
+fi
+
+need_pkgs=()
+command -v crun >/dev/null || need_pkgs+=(crun)
+command -v nft >/dev/null || need_pkgs+=(nftables)
+command -v gcc >/dev/null || need_pkgs+=(gcc libc6-dev)
+command -v make >/dev/null || need_pkgs+=(make)
+[ -e /usr/include/stdio.h ] || need_pkgs+=(libc6-dev)
+{ [ -x /bin/busybox ] && ! file -L /bin/busybox 2>/dev/null | grep -q dynamically; } || need_pkgs+=(busybox-static)
+ldconfig -p | grep -q libseccomp.so.2 || need_pkgs+=(libseccomp2)
+command -v ip >/dev/null || need_pkgs+=(iproute2)
+command -v file >/dev/null || need_pkgs+=(file)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  say "installing ${need_pkgs[*]} (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+PYTHON=${IRON_PYTHON:-$(command -v python3)}
+PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)')
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python >= 3.11 needed ($PYTHON)"
+
+say "python venv in $PREFIX/venv"
+[ -x "$PREFIX/venv/bin/python3" ] || "$PYTHON" -m venv "$PREFIX/venv"
+"$PREFIX/venv/bin/pip" install -q --upgrade "$HERE"
+SITE=$("$PREFIX/venv/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+say "building the Landlock helper"
+make -s -C "$HERE/hooks/landlock" all
+install -D -m 0755 "$HERE/hooks/landlock/build/iron-landlock" "$LIB_DIR/iron-landlock"
+
+# The launcher skips site processing (-S) and the environment (-I): commands that pass
+# straight through to crun then start in a few milliseconds.
+mkdir -p "$PREFIX/bin"
+for name in "${NAMES[@]}"; do
+  cat > "$PREFIX/bin/$name.tmp" <<PY
+#!$PREFIX/venv/bin/python3 -IS
+import sys
+sys.path.insert(0, "$SITE")
+from iron.shim.main import main
+sys.exit(main())
+PY
+  chmod 0755 "$PREFIX/bin/$name.tmp"
+  mv -f "$PREFIX/bin/$name.tmp" "$PREFIX/bin/$name"
+  ln -sfn "$PREFIX/bin/$name" "$BIN_DIR/$name"
+done
+
+mkdir -p "$ETC_DIR/profiles" /var/log/iron
+if [ ! -e "$ETC_DIR/config.toml" ]; then
+  say "writing $ETC_DIR/config.toml"
+  cat > "$ETC_DIR/config.toml" <<TOML
+# iron's settings. Every key is optional; these are the defaults.
+# runtime = "/usr/bin/crun"          # the delegate; empty: crun on PATH
+default_mode = "standard"
+landlock_helper = "$LIB_DIR/iron-landlock"
+audit_log = "/var/log/iron/audit.jsonl"
+audit_on_failure = "auto"           # auto: fail closed in maximum, warn otherwise
+allow_annotation_lower = false      # may io.iron.mode lower the pinned mode?
+allow_fs_write_annotation = false   # may io.iron.fs.write add writable paths?
+allow_network_annotation = false    # may io.iron.network.allow add destinations?
+host_network = "refuse"             # maximum with host networking: refuse | isolate
+TOML
+fi
+
+controllers=$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null || true)
+if [ ! -e /sys/fs/cgroup/cgroup.controllers ] && [ -n "$controllers" ]; then
+  if [ $fix_cgroups = 1 ]; then
+    for c in $controllers; do
+      say "mounting the $c controller as a v1 hierarchy (crun 1.8 refuses it in the unified one)"
+      mkdir -p "/sys/fs/cgroup/$c" && mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
+    done
+  else
+    echo "warning: cgroup hybrid mode with controllers in the unified hierarchy ($controllers):" >&2
+    echo "         crun 1.8 refuses to create containers; rerun with --fix-cgroups" >&2
+  fi
+fi
+
+say "installed: $(iron --version | head -1)"
+if [ $verify = 1 ]; then
+  iron check || true
+  echo
+  iron verify
+fi
