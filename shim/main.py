@@ -19,11 +19,12 @@ RUNC_COMMANDS = frozenset({"checkpoint", "create", "delete", "events", "exec", "
 # iron's own commands: name -> module under iron.shim.commands (imported on demand).
 IRON_COMMANDS = {"check": "check", "explain": "explain", "profile": "profile", "verify": "verify",
                  "hook": "hook", "k8s": "k8s"}
-PINNED_MODES = {"iron-minimal": "minimal", "iron-standard": "standard", "iron-maximum": "maximum"}
 
 
 def pinned_mode(prog: str) -> str | None:
-    return PINNED_MODES.get(os.path.basename(prog))
+    """`iron-NAME` pins the mode NAME (built-in or an operator's profile); `iron` pins nothing."""
+    name = os.path.basename(prog)
+    return name[len("iron-"):] if name.startswith("iron-") else None
 
 
 def main(argv: list[str] | None = None) -> int:
