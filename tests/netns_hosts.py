@@ -45,18 +45,22 @@ UDP_PORTS = (7, 53)
 
 _ECHO_SERVER = r"""
 import json, selectors, socket, sys
-tcp_ports, udp_ports = json.loads(sys.argv[1])
+tcp_ports, udp_ports, udp_addrs = json.loads(sys.argv[1])
 sel = selectors.DefaultSelector()
-def bound(kind, port):
-    s = socket.socket(socket.AF_INET6, kind)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+def bound(kind, addr, port):
+    fam = socket.AF_INET if "." in addr else socket.AF_INET6
+    s = socket.socket(fam, kind)
+    if addr == "::":
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("::", port))
+    s.bind((addr, port))
     return s
 for port in tcp_ports:
-    s = bound(socket.SOCK_STREAM, port); s.listen(64); sel.register(s, selectors.EVENT_READ, "accept")
+    s = bound(socket.SOCK_STREAM, "::", port); s.listen(64); sel.register(s, selectors.EVENT_READ, "accept")
+# One UDP socket per address: a reply must come from the address the request went to.
 for port in udp_ports:
-    sel.register(bound(socket.SOCK_DGRAM, port), selectors.EVENT_READ, "udp")
+    for addr in udp_addrs:
+        sel.register(bound(socket.SOCK_DGRAM, addr, port), selectors.EVENT_READ, "udp")
 print("ready", flush=True)
 while True:
     for key, _ in sel.select():
@@ -199,9 +203,23 @@ class NetnsHosts:
         self.ip(self.container_ns, "link", "set", self.container_veth, "up")
         self.ip(self.peer_ns, "link", "set", self.peer_veth, "up")
         self.ip(self.peer_ns, "link", "set", "lo", "up")
+        self.wait_carrier()
         self.ip(self.container_ns, "route", "add", "default", "via", self.peer_v4)
         self.ip(self.container_ns, "-6", "route", "add", "default", "via", self.peer_v6)
         self.echo_server(self.peer_ns, self.tcp_ports, self.udp_ports)
+
+    def wait_carrier(self, timeout: float = 5.0) -> None:
+        """Until both veth ends pass packets: the kernel activates their qdisc (noop until then)
+        from linkwatch, up to a second after carrier; packets sent earlier are lost."""
+        deadline = time.monotonic() + timeout
+        ends = ((self.container_ns, self.container_veth), (self.peer_ns, self.peer_veth))
+        while True:
+            shown = [self.ip(ns, "-o", "link", "show", "dev", dev).stdout for ns, dev in ends]
+            if all("LOWER_UP" in s and "qdisc noop" not in s for s in shown):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"veth pair not up after {timeout} s: {shown}")
+            time.sleep(0.02)
 
     def ip(self, ns: str, *args: str) -> subprocess.CompletedProcess:
         return run(["ip", "-n", ns, *args])
@@ -234,14 +252,24 @@ class NetnsHosts:
             time.sleep(0.005)
         raise RuntimeError(f"sleep did not start inside {self.container_ns}")
 
-    def echo_server(self, ns: str, tcp_ports=TCP_PORTS, udp_ports=UDP_PORTS) -> subprocess.Popen:
-        """TCP and UDP echo on every address of ``ns`` (dual-stack sockets), ready when returned."""
-        proc = self.start(ns, [sys.executable, "-c", _ECHO_SERVER, json.dumps([list(tcp_ports), list(udp_ports)])],
+    def echo_server(self, ns: str, tcp_ports=TCP_PORTS, udp_ports=UDP_PORTS,
+                    udp_addrs: list[str] | None = None) -> subprocess.Popen:
+        """TCP echo on every address of ``ns``, UDP echo on ``udp_addrs`` (default: the addresses
+        this helper gave ``ns``); ready when returned."""
+        if udp_addrs is None:
+            udp_addrs = ([self.peer_v4, self.peer_v4_alt, self.peer_v6, self.peer_v6_alt] if ns == self.peer_ns
+                         else [self.container_v4, self.container_v6])
+        payload = json.dumps([list(tcp_ports), list(udp_ports), list(udp_addrs)])
+        proc = self.start(ns, [sys.executable, "-c", _ECHO_SERVER, payload],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = proc.stdout.readline()
         if line.strip() != "ready":
-            self.stop(proc)
-            raise RuntimeError(f"echo server in {ns} did not start: {proc.stderr.read().strip()}")
+            try:
+                err = proc.communicate(timeout=5)[1].strip()
+            except subprocess.TimeoutExpired:
+                err = "no `ready` line"
+            self.kill(proc.pid)
+            raise RuntimeError(f"echo server in {ns} did not start: {err}")
         return proc
 
     def probe(self, ns: str, checks: list[tuple], timeout: float = 1.0) -> list[str]:
@@ -250,6 +278,12 @@ class NetnsHosts:
         done = run(["ip", "netns", "exec", ns, sys.executable, "-c", _PROBE, payload],
                    timeout=30 + timeout * len(checks))
         return json.loads(done.stdout)
+
+    def kill(self, pid: int) -> None:
+        """Stop a process this helper started (by its pid) and forget it."""
+        for proc in [p for p in self.processes if p.pid == pid]:
+            self.stop(proc)
+            self.processes.remove(proc)
 
     def stop(self, proc: subprocess.Popen) -> None:
         if proc.poll() is None:

@@ -1,0 +1,433 @@
+"""iron.oci.network (the layer modifier) and iron.hooks.network's argv/stdin handling (no root needed)."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from iron.hooks import network as hook
+from iron.hooks.nft_ruleset import render
+from iron.oci import landlock_policy as ll
+from iron.oci import network
+from iron.oci.context import Context, HostFacts, Policy
+from iron.oci.errors import IronError, Refused
+
+HELPER = "/usr/local/lib/iron/iron-landlock"
+SCHEMA_HELPER = Path(__file__).resolve().parents[1] / "oci_schema.py"
+
+
+def validate(spec: dict) -> None:
+    """Validate against the OCI schema when tests/oci_schema.py exists (written separately)."""
+    if not SCHEMA_HELPER.exists():
+        return
+    module_spec = importlib.util.spec_from_file_location("iron_tests_oci_schema", SCHEMA_HELPER)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    module.validate_config(spec)
+
+
+def base_spec() -> dict:
+    return {
+        "ociVersion": "1.0.2-dev",
+        "process": {"user": {"uid": 0, "gid": 0}, "args": ["sh", "-c", "echo hi"], "cwd": "/",
+                    "env": ["PATH=/usr/bin:/bin"]},
+        "root": {"path": "rootfs"},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                   {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}],
+        "linux": {"namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]},
+    }
+
+
+def ctx(abi: int = 0, host_network: str = "refuse", annotation_ok: bool = False, annotations=None,
+        nft: str | None = "/usr/sbin/nft", helper: str | None = HELPER) -> Context:
+    return Context(mode="maximum", profiles_root=Path("/nonexistent"),
+                   host=HostFacts(landlock_abi=abi, nft=nft, landlock_helper=helper),
+                   policy=Policy(allow_network_annotation=annotation_ok, host_network=host_network,
+                                 iron_exe="/usr/local/bin/iron"),
+                   annotations=dict(annotations or {}))
+
+
+NONE = {"policy": "none", "allow": [], "dns": [], "inbound": [], "hostNetwork": "refuse"}
+ALLOW = {"policy": "allowlist", "allow": ["198.18.0.2:7", "198.18.0.9:53/udp"], "dns": ["198.18.0.3"],
+         "inbound": [8080]}
+
+
+def iron_hooks(spec: dict) -> list[dict]:
+    return [h for h in spec.get("hooks", {}).get("createRuntime", []) if network.is_iron_network_hook(h)]
+
+
+def hook_policy(spec: dict) -> dict:
+    (h,) = iron_hooks(spec)
+    return json.loads(h["args"][4])
+
+
+@pytest.fixture(autouse=True)
+def not_host_netns(monkeypatch):
+    monkeypatch.setattr(network, "is_host_netns", lambda path: False)
+
+
+# --- absent section, purity, idempotence ---
+
+def test_absent_section_is_a_no_op():
+    spec = base_spec()
+    out, decisions = network.apply(spec, None, ctx())
+    assert out is spec and decisions == []
+    process = {"args": ["sh"]}
+    assert network.apply_exec(process, None, ctx(abi=6)) == (process, [])
+
+
+@pytest.mark.parametrize("section", [NONE, ALLOW], ids=["none", "allowlist"])
+@pytest.mark.parametrize("abi", [0, 4, 6])
+def test_pure_and_idempotent(section, abi):
+    spec = base_spec()
+    spec["hooks"] = {"createRuntime": [{"path": "/usr/bin/other", "args": ["other"]}],
+                     "poststop": [{"path": "/bin/true"}]}
+    before = copy.deepcopy(spec)
+    once, decisions = network.apply(spec, section, ctx(abi=abi))
+    assert spec == before                              # the input is never mutated
+    assert decisions and all(d.layer == "network" for d in decisions)
+    twice, again = network.apply(once, section, ctx(abi=abi))
+    assert twice == once and again == []
+    assert len(iron_hooks(twice)) == 1
+    validate(twice)
+
+
+# --- the namespace ---
+
+def host_spec() -> dict:
+    spec = base_spec()
+    spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"]
+    return spec
+
+
+@pytest.mark.parametrize("section_setting, policy_setting", [
+    (None, "refuse"), ("refuse", "refuse"), ("refuse", "isolate")])
+def test_host_networking_refused(section_setting, policy_setting):
+    section = dict(NONE)
+    if section_setting is None:
+        section.pop("hostNetwork")
+    else:
+        section["hostNetwork"] = section_setting
+    with pytest.raises(Refused) as info:
+        network.apply(host_spec(), section, ctx(host_network=policy_setting))
+    assert str(info.value) == ("host networking refused in mode maximum (linux.namespaces has no network "
+                               "namespace); run without --network host / --net-host / hostNetwork: true")
+
+
+@pytest.mark.parametrize("section_setting, policy_setting", [(None, "isolate"), ("isolate", "refuse")])
+def test_host_networking_isolated(section_setting, policy_setting):
+    section = {k: v for k, v in NONE.items() if k != "hostNetwork"}
+    if section_setting:
+        section["hostNetwork"] = section_setting
+    out, decisions = network.apply(host_spec(), section, ctx(host_network=policy_setting))
+    assert {"type": "network"} in out["linux"]["namespaces"]
+    (d,) = [d for d in decisions if d.field.startswith("linux.namespaces")]
+    assert d.before is None and d.after == {"type": "network"} and "isolate" in d.reason
+    validate(out)
+
+
+def test_no_linux_section_at_all_is_host_networking():
+    spec = base_spec()
+    del spec["linux"]
+    with pytest.raises(Refused):
+        network.apply(spec, NONE, ctx())
+    out, _ = network.apply(spec, {"policy": "none", "hostNetwork": "isolate"}, ctx())
+    assert out["linux"]["namespaces"] == [{"type": "network"}]
+
+
+def test_path_to_the_host_netns_is_host_networking(monkeypatch):
+    spec = base_spec()
+    spec["linux"]["namespaces"][1] = {"type": "network", "path": "/proc/1/ns/net"}
+    monkeypatch.setattr(network, "is_host_netns", lambda path: path == "/proc/1/ns/net")
+    with pytest.raises(Refused, match=r"network path /proc/1/ns/net is the host's network namespace"):
+        network.apply(spec, NONE, ctx())
+    out, decisions = network.apply(spec, {**NONE, "hostNetwork": "isolate"}, ctx())
+    assert out["linux"]["namespaces"][1] == {"type": "network"}
+    assert decisions[0].field == "linux.namespaces[1]"
+    assert decisions[0].before == {"type": "network", "path": "/proc/1/ns/net"}
+
+
+def test_engine_netns_path_is_kept_and_filtered():
+    spec = base_spec()
+    spec["linux"]["namespaces"][1] = {"type": "network", "path": "/run/netns/netns-1234"}
+    out, decisions = network.apply(spec, NONE, ctx())
+    assert out["linux"]["namespaces"] == spec["linux"]["namespaces"]
+    assert not [d for d in decisions if d.field.startswith("linux.namespaces")]
+    assert len(iron_hooks(out)) == 1
+
+
+def test_is_host_netns_itself(monkeypatch, tmp_path):
+    monkeypatch.undo()
+    assert network.is_host_netns("/proc/self/ns/net")          # iron's own namespace counts
+    assert not network.is_host_netns(str(tmp_path / "missing"))
+    assert not network.is_host_netns(str(tmp_path))
+
+
+def test_bad_host_network_setting():
+    with pytest.raises(IronError, match=r"network\.hostNetwork"):
+        network.apply(base_spec(), {**NONE, "hostNetwork": "allow"}, ctx())
+
+
+# --- the createRuntime hook ---
+
+def test_hook_shape():
+    out, _ = network.apply(base_spec(), ALLOW, ctx())
+    (h,) = out["hooks"]["createRuntime"]
+    assert h["path"] == "/usr/local/bin/iron"
+    assert h["args"][:4] == ["iron", "hook", "network", "--policy"]
+    assert h["args"][5:] == ["--nft", "/usr/sbin/nft"]
+    assert h["timeout"] == 10
+    assert " " not in h["args"][4]                             # compact JSON
+    assert hook_policy(out) == {"policy": "allowlist", "allow": ALLOW["allow"], "dns": ALLOW["dns"],
+                                "inbound": [8080]}
+    render(hook_policy(out))                                   # what the hook will load
+
+
+def test_hook_nft_defaults_to_path_lookup():
+    out, _ = network.apply(base_spec(), NONE, ctx(nft=None))
+    assert iron_hooks(out)[0]["args"][-2:] == ["--nft", "nft"]
+
+
+def test_hook_replaces_ours_in_place_and_keeps_others():
+    spec = base_spec()
+    stale = {"path": "/opt/old/iron", "args": ["iron", "hook", "network", "--policy", "{}"]}
+    other1 = {"path": "/usr/bin/nvidia-ctk", "args": ["nvidia-ctk", "hook", "update-ldcache"]}
+    other2 = {"path": "/usr/libexec/oci/hooks.d/x", "args": ["x"], "timeout": 5}
+    spec["hooks"] = {"createRuntime": [other1, stale, other2, dict(stale)], "prestart": [other2]}
+    out, decisions = network.apply(spec, NONE, ctx())
+    hooks = out["hooks"]["createRuntime"]
+    assert hooks[0] == other1 and hooks[2] == other2 and len(hooks) == 3
+    assert network.is_iron_network_hook(hooks[1]) and hooks[1]["path"] == "/usr/local/bin/iron"
+    assert out["hooks"]["prestart"] == [other2]
+    (d,) = [d for d in decisions if d.field == "hooks.createRuntime"]
+    assert d.before == [stale, stale]
+
+
+def test_hook_updated_when_the_policy_changes():
+    once, _ = network.apply(base_spec(), NONE, ctx())
+    twice, decisions = network.apply(once, ALLOW, ctx())
+    assert len(iron_hooks(twice)) == 1 and hook_policy(twice)["policy"] == "allowlist"
+    assert [d.field for d in decisions] == ["hooks.createRuntime"]
+
+
+def test_invalid_section_fails_before_anything():
+    spec = base_spec()
+    with pytest.raises(IronError) as info:
+        network.apply(spec, {"policy": "allowlist", "allow": ["198.18.0.2:7", "10.0.0.1:0"]}, ctx())
+    assert str(info.value).startswith("network.allow[1]: ")
+
+
+# --- the allow annotation ---
+
+ANNOTATED = {"io.iron.network.allow": "198.18.0.5:443, [fd00::5]:22,198.18.0.2:7"}
+
+
+@pytest.mark.parametrize("where", ["spec", "ctx"])
+def test_annotation_refused_unless_the_operator_permits_it(where):
+    spec = base_spec()
+    if where == "spec":
+        spec["annotations"] = dict(ANNOTATED)
+    with pytest.raises(Refused) as info:
+        network.apply(spec, ALLOW, ctx(annotations=ANNOTATED if where == "ctx" else None))
+    assert str(info.value).startswith("annotations.io.iron.network.allow: ")
+    assert "allow_network_annotation" in str(info.value)
+    with pytest.raises(Refused):
+        network.apply_exec({"args": ["sh"]}, ALLOW, ctx(annotations=ANNOTATED))
+
+
+def test_annotation_adds_destinations_when_permitted():
+    out, decisions = network.apply(base_spec(), ALLOW, ctx(annotation_ok=True, annotations=ANNOTATED))
+    assert hook_policy(out)["allow"] == ["198.18.0.2:7", "198.18.0.9:53/udp", "198.18.0.5:443", "[fd00::5]:22"]
+    assert "io.iron.network.allow" in [d for d in decisions if d.field == "hooks.createRuntime"][0].reason
+
+
+def test_annotation_turns_policy_none_into_an_allowlist_when_permitted():
+    out, _ = network.apply(base_spec(), NONE, ctx(annotation_ok=True, annotations=ANNOTATED))
+    assert hook_policy(out)["policy"] == "allowlist"
+    assert len(hook_policy(out)["allow"]) == 3
+
+
+@pytest.mark.parametrize("value", ["", " , ,"])
+def test_empty_annotation_widens_nothing(value):
+    out, _ = network.apply(base_spec(), NONE, ctx(annotations={"io.iron.network.allow": value}))
+    assert hook_policy(out)["policy"] == "none"
+
+
+def test_invalid_annotation_entry_names_it():
+    with pytest.raises(IronError) as info:
+        network.apply(base_spec(), ALLOW, ctx(annotation_ok=True,
+                                             annotations={"io.iron.network.allow": "198.18.0.5:443,bad"}))
+    assert str(info.value).startswith("annotations.io.iron.network.allow[1]: ")
+
+
+# --- Landlock TCP ports (second barrier) ---
+
+def policy_of(args: list[str]) -> ll.LandlockPolicy:
+    found, _ = ll.unwrap(args)
+    assert found is not None
+    return found
+
+
+@pytest.mark.parametrize("section, connect, bind", [
+    (NONE, (), ()),
+    (ALLOW, (7, 53), (8080,)),                                        # udp entry excluded; DNS over TCP
+    ({"policy": "allowlist", "allow": ["198.18.0.2:443", "198.18.0.3:80", "198.18.0.4:443"]}, (80, 443), ()),
+    ({"policy": "allowlist", "allow": ["198.18.0.2:443", "198.18.0.0/24"], "inbound": [22]}, None, (22,)),
+    ({"policy": "allowlist", "allow": ["198.18.0.2:53/udp"]}, (), ()),
+])
+def test_landlock_tcp_ports(section, connect, bind):
+    out, decisions = network.apply(base_spec(), section, ctx(abi=4))
+    args = out["process"]["args"]
+    assert args[3:] == ["sh", "-c", "echo hi"]
+    got = policy_of(args)
+    assert (got.tcp_connect, got.tcp_bind, got.min_abi) == (connect, bind, 4)
+    assert not got.handles_fs
+    assert [m for m in out["mounts"] if m["destination"] == ll.HELPER_PATH] == [ll.helper_mount(HELPER)]
+    assert {"process.args", "mounts"} <= {d.field for d in decisions}
+    validate(out)
+
+
+@pytest.mark.parametrize("abi", [0, 1, 3])
+def test_no_landlock_below_abi_4(abi):
+    out, decisions = network.apply(base_spec(), NONE, ctx(abi=abi))
+    assert out["process"]["args"] == ["sh", "-c", "echo hi"]
+    assert out["mounts"] == base_spec()["mounts"]
+    assert not [d for d in decisions if d.field in ("process.args", "mounts")]
+
+
+def fs_wrapped_spec() -> dict:
+    spec = base_spec()
+    fs = ll.LandlockPolicy(min_abi=3, read=("/usr", "/etc"), write=("/tmp",), execute=("/usr",),
+                           devices=("/dev/null",))
+    spec["process"]["args"] = ll.wrap(spec["process"]["args"], fs)
+    spec["mounts"].append(ll.helper_mount(HELPER))
+    return spec
+
+
+def test_landlock_merge_keeps_the_filesystem_fields():
+    spec = fs_wrapped_spec()
+    out, _ = network.apply(spec, ALLOW, ctx(abi=5))
+    got = policy_of(out["process"]["args"])
+    assert (got.read, got.write, got.execute, got.devices) == (("/usr", "/etc"), ("/tmp",), ("/usr",),
+                                                               ("/dev/null",))
+    assert (got.tcp_connect, got.tcp_bind, got.min_abi) == ((7, 53), (8080,), 4)
+    assert out["process"]["args"][3:] == ["sh", "-c", "echo hi"]    # never nested
+    assert out["mounts"].count(ll.helper_mount(HELPER)) == 1
+    assert out["mounts"] == spec["mounts"]                          # already there, in place
+
+
+def test_landlock_merge_never_widens_ports_already_there():
+    spec = base_spec()
+    spec["process"]["args"] = ll.wrap(["sh"], ll.LandlockPolicy(min_abi=5, tcp_connect=(7,), tcp_bind=()))
+    out, _ = network.apply(spec, ALLOW, ctx(abi=6))
+    got = policy_of(out["process"]["args"])
+    assert (got.tcp_connect, got.tcp_bind, got.min_abi) == ((7,), (), 5)
+
+
+def test_foreign_mount_at_the_helper_path_is_replaced():
+    spec = base_spec()
+    spec["mounts"].append({"destination": ll.HELPER_PATH, "type": "bind", "source": "/tmp/fake",
+                           "options": ["bind"]})
+    out, _ = network.apply(spec, NONE, ctx(abi=4))
+    assert [m for m in out["mounts"] if m["destination"] == ll.HELPER_PATH] == [ll.helper_mount(HELPER)]
+
+
+def test_landlock_needs_the_helper():
+    with pytest.raises(IronError, match="Landlock helper"):
+        network.apply(base_spec(), NONE, ctx(abi=4, helper=None))
+
+
+def test_apply_exec_wraps_the_process():
+    process = {"args": ["cat", "/etc/hostname"], "cwd": "/", "env": []}
+    before = copy.deepcopy(process)
+    out, decisions = network.apply_exec(process, ALLOW, ctx(abi=4))
+    assert process == before
+    got = policy_of(out["args"])
+    assert (got.tcp_connect, got.tcp_bind) == ((7, 53), (8080,))
+    assert out["args"][3:] == ["cat", "/etc/hostname"]
+    assert [d.field for d in decisions] == ["process.args"]
+    again, more = network.apply_exec(out, ALLOW, ctx(abi=4))
+    assert again == out and more == []
+    assert network.apply_exec(process, ALLOW, ctx(abi=3))[0] == process
+
+
+# --- the hook's argv, stdin and refusals (nothing here needs root) ---
+
+def run_hook(args: list[str], stdin: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "iron.hooks.network", *args], input=stdin,
+                          capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("args, stdin, code, message", [
+    ([], "{}", 2, "--policy is required"),
+    (["--policy"], "{}", 2, "--policy needs a value"),
+    (["--policy", "{}", "--bogus"], "{}", 2, "unknown argument `--bogus`"),
+    (["--policy", "{nope"], "{}", 1, "--policy is not valid JSON"),
+    (["--policy", '{"policy":"allowlist","allow":["1.2.3.4:0"]}'], "{}", 1, "--policy: network.allow[0]: "),
+    (["--policy", "{}", "--nft", "/nonexistent/nft"], '{"pid": 1}', 1, "nft not executable at /nonexistent/nft"),
+    (["--policy={}"], "not json", 1, "stdin is not the OCI state JSON"),
+    (["--policy", "{}"], '{"id": "x"}', 1, "the OCI state on stdin has no container pid"),
+    (["--policy", "{}"], '{"pid": true}', 1, "no container pid"),
+    (["--policy", "{}"], '{"pid": 999999999}', 1, "cannot open /proc/999999999/ns/net"),
+])
+def test_hook_errors_are_one_line(args, stdin, code, message):
+    if not os.path.exists("/usr/sbin/nft") and "--nft" not in args:
+        args = [*args, "--nft", "/bin/true"]
+    done = run_hook(args, stdin)
+    assert done.returncode == code
+    assert done.stderr.startswith("iron hook network: ") and message in done.stderr
+    assert done.stderr.count("\n") == 1 and done.stdout == ""
+
+
+def test_hook_refuses_the_host_netns():
+    done = run_hook(["--policy", '{"policy":"none"}', "--nft", "/bin/true"], json.dumps({"pid": os.getpid()}))
+    assert done.returncode == 1
+    assert done.stderr.startswith("iron hook network: container pid ")
+    assert "host network namespace" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_hook_main_in_process_refuses_the_host_netns(monkeypatch, capsys):
+    import io
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(json.dumps({"pid": os.getpid()}).encode())))
+    assert hook.main(["--policy", '{"policy":"none"}', "--nft", "/bin/true"]) == 1
+    assert capsys.readouterr().err.startswith("iron hook network: container pid ")
+
+
+def test_hook_imports_stay_light(tmp_path):
+    """Under a bare interpreter (-I -S), the hook's path to its refusal imports nothing heavy."""
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "iron").mkdir()
+    for sub in ("hooks", "oci"):
+        (tmp_path / "iron" / sub).symlink_to(repo / sub)
+    code = (f"import io, json, os, sys; sys.path.insert(0, {str(tmp_path)!r}); "
+            "import iron.hooks.network as h; "
+            "sys.stdin = io.TextIOWrapper(io.BytesIO(json.dumps({'pid': os.getpid()}).encode())); "
+            "code = h.main(['--policy', '{\"policy\":\"allowlist\",\"allow\":[\"10.0.0.1:80\"]}', "
+            "'--nft', '/bin/true']); "
+            "print(code, ' '.join(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=30)
+    code, *loaded = done.stdout.split()
+    assert code == "1" and "host network namespace" in done.stderr
+    for heavy in ("pyroute2", "click", "jsonschema", "psutil", "iron.shim", "argparse", "subprocess",
+                  "socket", "dataclasses", "typing", "inspect"):
+        assert not any(m == heavy or m.startswith(heavy + ".") for m in loaded), heavy
+
+
+def test_find_nft_without_path(monkeypatch, tmp_path):
+    fake = tmp_path / "nft"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert hook.find_nft("nft") == str(fake)
+    monkeypatch.delenv("PATH")
+    monkeypatch.setattr(hook, "DEFAULT_PATH", str(tmp_path))
+    assert hook.find_nft("nft") == str(fake)
+    with pytest.raises(hook.HookError, match="install nftables"):
+        hook.find_nft("nft-missing")
