@@ -16,6 +16,7 @@ class HostFacts:
     landlock_abi: int = 0            # 0: Landlock unavailable
     nft: str | None = None           # path of the nft binary
     landlock_helper: str | None = None
+    namespaces: dict = field(default_factory=dict)   # type → "dev:ino" of iron's own namespaces
 
 
 @dataclass(frozen=True)

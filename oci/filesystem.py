@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from .context import Context
 from .decision import Decision
 from .errors import IronError, Refused
+from .units import parse_size
 from .landlock_policy import HELPER_PATH, LandlockPolicy, check_path, helper_mount, wrap
 
 LAYER = "filesystem"
@@ -38,9 +39,6 @@ _LOOSER_OPTIONS = {"suid": "nosuid", "dev": "nodev"}
 # The kernel that first shipped each Landlock ABI, for the hint in the refusal.
 _ABI_KERNEL = {1: "5.13", 2: "5.19", 3: "6.2", 4: "6.7", 5: "6.10", 6: "6.12", 7: "6.15"}
 
-_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KiB": 1 << 10, "M": 1 << 20, "MiB": 1 << 20,
-          "G": 1 << 30, "GiB": 1 << 30, "T": 1 << 40, "TiB": 1 << 40}
-_PROFILE_SIZE = re.compile(r"^\s*([0-9]+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 # The kernel's memparse(): C integer syntax (decimal, 0x hex, 0 octal) and a k…e suffix.
 _MOUNT_SIZE = re.compile(r"^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([kKmMgGtTpPeE]?)$")
 _SUFFIX_SHIFT = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40, "p": 50, "e": 60}
@@ -137,7 +135,7 @@ def _check_section(section: object) -> _Section:
         if dest.startswith("!") or dest == "/":
             raise IronError("not a tmpfs mount point", field=field,
                             expected="an absolute path other than /", got=dest)
-        sizes.append((_strip(dest), _profile_size(size, field)))
+        sizes.append((_strip(dest), parse_size(size, field)))
     return _Section(min_abi, lists["read"], lists["write"], lists["execute"],
                     lists["devices"], tuple(sizes))
 
@@ -156,29 +154,6 @@ def _check_paths(paths: object, field: str, *, variables: bool) -> tuple[str, ..
                             got=path)
         check_path(path, f"{field}[{i}]")
     return tuple(paths)
-
-
-def _profile_size(size: object, field: str) -> int:
-    if type(size) is int:
-        n = size
-    else:
-        m = _PROFILE_SIZE.match(size) if isinstance(size, str) else None
-        unit = _canonical_unit(m.group(2) or "") if m else None
-        if unit is None:
-            raise IronError("bad size", field=field,
-                            expected="bytes or a size such as `256MiB`", got=size)
-        n = int(m.group(1)) * _UNITS[unit]
-    if n <= 0:   # tmpfs reads size=0 as "unlimited"
-        raise IronError("bad size", field=field, expected="a positive size", got=size)
-    return n
-
-
-def _canonical_unit(unit: str) -> str | None:
-    if unit.upper() in ("", "B"):
-        return unit.upper()
-    head = unit[0].upper()
-    rest = unit[1:].lower()
-    return {"": head, "ib": f"{head}iB", "i": f"{head}iB", "b": f"{head}iB"}.get(rest)
 
 
 # ---------------------------------------------------------------------------- the host

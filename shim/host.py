@@ -30,7 +30,20 @@ def probe(cfg) -> HostFacts:
     helper = cfg.landlock_helper if os.access(cfg.landlock_helper, os.X_OK) else None
     return HostFacts(kernel=os.uname().release, arch=os.uname().machine, seccomp=seccomp_available(),
                      landlock_abi=landlock_abi(), nft=config_mod.find_on_path("nft") or None,
-                     landlock_helper=helper)
+                     landlock_helper=helper, namespaces=own_namespaces())
+
+
+def own_namespaces() -> dict[str, str]:
+    """iron's own namespaces (the engine's, normally the host's), to spot a request to join them."""
+    out = {}
+    for kind, name in (("pid", "pid"), ("ipc", "ipc"), ("network", "net"), ("mount", "mnt"),
+                       ("uts", "uts"), ("cgroup", "cgroup"), ("user", "user")):
+        try:
+            st = os.stat(f"/proc/self/ns/{name}")
+        except OSError:
+            continue
+        out[kind] = f"{st.st_dev}:{st.st_ino}"
+    return out
 
 
 def cgroup_layout() -> tuple[str, list[str]]:

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROFILES = REPO / "profiles"
 STANDARD = PROFILES / "seccomp" / "agent-standard.json"
 MAXIMUM = PROFILES / "seccomp" / "agent-maximum.json"
-REFERENCE = Path("/work/shared/reference")
+REFERENCE = REPO / "tests" / "data"   # copies of the reference data, with their licences
 DOCKER = REFERENCE / "moby-seccomp" / "default.json"
 SCHEMAS = REFERENCE / "oci-runtime-spec-schema"
 

@@ -24,9 +24,7 @@ SCHEMA_HELPER = Path(__file__).resolve().parents[1] / "oci_schema.py"
 
 
 def validate(spec: dict) -> None:
-    """Validate against the OCI schema when tests/oci_schema.py exists (written separately)."""
-    if not SCHEMA_HELPER.exists():
-        return
+    """Validate against the OCI runtime-spec schema."""
     module_spec = importlib.util.spec_from_file_location("iron_tests_oci_schema", SCHEMA_HELPER)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
