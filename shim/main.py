@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 def _fail(err: Exception, parsed) -> int:
     from iron.oci.errors import IronError
     from iron.shim.runclog import report_error
+    if isinstance(err, BrokenPipeError):   # `iron … | head`: the reader left, as with any CLI
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        return 141
     if isinstance(err, IronError):
         message = str(err)
     else:

@@ -71,9 +71,18 @@ class Runtime:
 
     def run(self, binary: str, *args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
         argv = [binary, "--root", str(self.root), *args]
-        kw.setdefault("capture_output", True)
         kw.setdefault("text", True)
-        return subprocess.run(argv, timeout=timeout, **kw)
+        if not _detaches(args) or "stdout" in kw or "capture_output" in kw:
+            kw.setdefault("capture_output", True)
+            return subprocess.run(argv, timeout=timeout, **kw)
+        # A detached container inherits our stdio: files, not pipes, or we would wait for it.
+        with open(self.tmp / "detached.out", "w+") as out, open(self.tmp / "detached.err", "w+") as err:
+            done = subprocess.run(argv, timeout=timeout, stdin=subprocess.DEVNULL, stdout=out,
+                                  stderr=err, **kw)
+            out.seek(0)
+            err.seek(0)
+            done.stdout, done.stderr = out.read(), err.read()
+        return done
 
     def new_id(self) -> str:
         cid = f"iron-test-{uuid.uuid4().hex[:10]}"
@@ -84,6 +93,11 @@ class Runtime:
         for cid in self.created:
             subprocess.run(["crun", "--root", str(self.root), "delete", "--force", cid],
                            capture_output=True, timeout=30)
+
+
+def _detaches(args) -> bool:
+    sub = next((a for a in args if not a.startswith("-")), None)
+    return sub == "create" or (sub == "run" and ("-d" in args or "--detach" in args))
 
 
 @pytest.fixture

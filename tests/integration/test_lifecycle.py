@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -26,7 +27,8 @@ def _state(runtime, cid) -> dict:
 def _wait_status(runtime, cid, status, timeout=10.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if _state(runtime, cid)["status"] == status:
+        out = runtime.run("crun", "state", cid)
+        if out.returncode == 0 and json.loads(out.stdout)["status"] == status:
             return
         time.sleep(0.05)
     raise AssertionError(f"{cid} never became {status}")
@@ -44,9 +46,19 @@ def test_run_passes_exit_code(runtime, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_signal_exit_status(runtime, mode):
-    bundle = runtime.bundle(["sh", "-c", "kill -KILL $$"])
-    out = runtime.run(iron_bin(mode), "run", "-b", str(bundle), runtime.new_id())
-    assert out.returncode == 128 + signal.SIGKILL
+    """A container killed by a signal: `run` exits 128+N, as with crun (PID 1 cannot kill itself)."""
+    bundle = runtime.bundle(["sleep", "300"])
+    cid = runtime.new_id()
+    iron = iron_bin(mode)
+    attached = subprocess.Popen([iron, "--root", str(runtime.root), "run", "-b", str(bundle), cid],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        _wait_status(runtime, cid, "running")
+        assert runtime.run(iron, "kill", cid, "KILL").returncode == 0
+        assert attached.wait(timeout=30) == 128 + signal.SIGKILL
+    finally:
+        attached.kill()
 
 
 @pytest.mark.parametrize("mode", MODES)
