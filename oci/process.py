@@ -115,6 +115,10 @@ def _namespaces(spec: dict, refuse: bool, ctx: Context) -> list[Decision]:
     if not isinstance(spaces, list) or not all(isinstance(n, dict) for n in spaces):
         raise IronError("must be a list of objects", field="linux.namespaces",
                         expected="a list such as [{\"type\": \"pid\"}]", got=spaces)
+    for i, n in enumerate(spaces):
+        if not isinstance(n.get("type"), str):
+            raise IronError("namespace type must be a string", field=f"linux.namespaces[{i}].type",
+                            expected="a namespace type such as \"pid\"", got=n.get("type"))
     by_type = {n.get("type"): n for n in spaces}
     decisions = []
     for kind, flag in HOST_JOIN.items():
@@ -237,7 +241,7 @@ def _devices(spec: dict, refuse: bool) -> list[Decision]:
 
 
 def _safe_device(kind, major, minor) -> bool:
-    if kind not in ("c", "u"):
+    if kind not in ("c", "u") or not all(v is None or isinstance(v, int) for v in (major, minor)):
         return False
     return ("c", major, minor) in SAFE_DEVICES or ("c", major, None) in SAFE_DEVICES
 
@@ -376,10 +380,15 @@ def _readonly_kernel_mounts(spec: dict) -> list[Decision]:
 
 
 def _refuse_host_mounts(spec: dict) -> None:
-    for i, mount in enumerate(spec.get("mounts") or []):
+    mounts = spec.get("mounts") or []
+    if not isinstance(mounts, list):
+        raise IronError("must be a list of objects", field="mounts", expected="a list", got=mounts)
+    for i, mount in enumerate(mounts):
         if not isinstance(mount, dict):
             continue
         options = mount.get("options") or []
+        if not isinstance(options, list):
+            raise IronError("must be a list of strings", field=f"mounts[{i}].options", got=options)
         bind = mount.get("type") in (None, "bind", "rbind") or "bind" in options or "rbind" in options
         source = mount.get("source")
         if not bind or not isinstance(source, str) or not source.startswith("/"):

@@ -73,11 +73,11 @@ def check_shape(profile: object, file: str | None, prefix: str = "",
     if not isinstance(profile, dict):
         raise fail("", "a JSON object", type(profile).__name__)
     default = profile.get("defaultAction")
-    if default not in ACTIONS or default == "SCMP_ACT_NOTIFY":
+    if not _named(default, ACTIONS) or default == "SCMP_ACT_NOTIFY":
         raise fail("defaultAction", "an SCMP_ACT_* action other than NOTIFY", default)
     _check_errno(profile, "defaultErrnoRet", default, fail, "")
     arches = profile.get("architectures", [])
-    if not isinstance(arches, list) or any(a not in ARCHES for a in arches):
+    if not isinstance(arches, list) or any(not _named(a, ARCHES) for a in arches):
         raise fail("architectures", "a list of SCMP_ARCH_* names", arches)
     flags = profile.get("flags", [])
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
@@ -93,10 +93,15 @@ def check_shape(profile: object, file: str | None, prefix: str = "",
         if not isinstance(names, list) or not names \
                 or not all(isinstance(n, str) and n for n in names):
             raise fail(f"{at}.names", "a non-empty list of syscall names", names)
-        if entry.get("action") not in ACTIONS:
+        if not _named(entry.get("action"), ACTIONS):
             raise fail(f"{at}.action", "an SCMP_ACT_* action", entry.get("action"))
         _check_errno(entry, "errnoRet", entry["action"], fail, at + ".")
         _check_args(entry.get("args", []), f"{at}.args", fail, repeated_index_ok)
+
+
+def _named(value: object, names) -> bool:
+    """``value in names`` for any JSON value (a list or an object is not hashable)."""
+    return isinstance(value, str) and value in names
 
 
 def _check_errno(obj: dict, key: str, action: str, fail, at: str) -> None:
@@ -124,7 +129,7 @@ def _check_args(args: object, at: str, fail, repeated_index_ok: bool) -> None:
             v = arg.get(key, 0)
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= _U64:
                 raise fail(f"{here}.{key}", "an unsigned 64-bit integer", v)
-        if arg.get("op") not in OPS:
+        if not _named(arg.get("op"), OPS):
             raise fail(f"{here}.op", "an SCMP_CMP_* operator", arg.get("op"))
         if index in seen and not repeated_index_ok:
             raise fail(f"{here}.index", "each index at most once per entry "

@@ -104,7 +104,10 @@ def summarize(profile: dict, label: str) -> str:
 
 
 def _refuse_annotations(spec: dict, ctx: Context) -> None:
-    keys = set(spec.get("annotations") or {}) | set(ctx.annotations)
+    annotations = spec.get("annotations") or {}
+    if not isinstance(annotations, dict):
+        raise IronError("must be an object", field="annotations", expected="an object", got=annotations)
+    keys = set(annotations) | set(ctx.annotations)
     for key in sorted(keys):
         if key.startswith("run.oci.seccomp") and key not in HARMLESS_ANNOTATIONS:
             raise Refused("this annotation would replace or weaken iron's seccomp filter",
