@@ -227,7 +227,7 @@ def test_bad_input(name, runtime, env, tmp_path):
     log = tmp_path / "runc-log.json"
     out = runtime.run(binary, "--log", str(log), "--log-format", "json", *argv,
                       env={**os.environ, "IRON_CONFIG": str(env["config"])})
-    assert out.returncode != 0
+    assert out.returncode == 1, out.stderr
     lines = out.stderr.splitlines()
     assert len(lines) == 1, out.stderr
     assert expected in lines[0], lines[0]
