@@ -1,0 +1,91 @@
+"""Engine fixtures for the e2e tests: a locally built image (busybox-static + iron-probe),
+and private instances of podman, dockerd and containerd under temp dirs, registered with
+iron through deploy/register.sh and stopped (by pid) afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, require
+
+pytestmark = pytest.mark.e2e
+IMAGE = "localhost/iron-e2e:latest"
+ULIMITS = ["nofile=1024:1024", "nproc=1024:1024"]  # no CAP_SYS_RESOURCE on CI machines
+PROBES_MAX = ("mount", "bpf", "keyctl", "unshare_user")
+
+
+def register(engine: str, action: str, **env: str) -> str:
+    done = subprocess.run(["bash", str(REPO / "deploy/register.sh"), engine, action], text=True,
+                          capture_output=True, timeout=60, env={**os.environ, **env})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def run(argv: list[str], timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("capture_output", True)
+    return subprocess.run(argv, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+
+
+def ok(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 0, f"{done.args}: rc={done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def probe_outcome(stdout: str) -> str:
+    return json.loads(stdout.strip().splitlines()[-1])["outcome"]
+
+
+@pytest.fixture(scope="session")
+def short_tmp():
+    # podman refuses a --runroot over 50 characters, unix sockets want short paths too
+    path = Path(tempfile.mkdtemp(prefix="irone2e-"))
+    yield path
+    subprocess.run(["umount", "-R", "-l", str(path)], capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def image_tar(rootfs, short_tmp) -> Path:
+    tar = short_tmp / "rootfs.tar"
+    subprocess.run(["tar", "-C", rootfs, "-cf", str(tar), "."], check=True)
+    return tar
+
+
+class Podman:
+    def __init__(self, base: Path, conf: Path):
+        self.base = base
+        self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+
+    def argv(self, *args: str) -> list[str]:
+        b = self.base
+        return ["podman", "--root", str(b / "root"), "--runroot", str(b / "run"), "--tmpdir", str(b / "tmp"),
+                "--cgroup-manager", "cgroupfs", "--events-backend", "file", *args]
+
+    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return run(self.argv(*args), timeout=timeout, env=self.env)
+
+
+@pytest.fixture(scope="session")
+def podman(short_tmp, image_tar):
+    require(shutil.which("podman") is not None, "podman not installed")
+    base = short_tmp / "p"
+    register("podman", "add", IRON_PODMAN_CONF_DIR=str(base / "conf.d"))
+    dropin = (base / "conf.d/iron.conf").read_text()
+    conf = base / "containers.conf"
+    # CONTAINERS_CONF replaces every other file: the registered drop-in plus this machine's ulimits
+    conf.write_text(f"[containers]\ndefault_ulimits = {json.dumps(ULIMITS)}\n\n{dropin}")
+    p = Podman(base, conf)
+    ok(p("import", "--change", 'CMD ["/bin/sh"]', str(image_tar), IMAGE))
+    yield p
+    left = p("ps", "-aq").stdout.split()
+    if left:
+        p("rm", "-f", "-t", "0", *left)
+    register("podman", "remove", IRON_PODMAN_CONF_DIR=str(base / "conf.d"))
+    assert not left, f"containers left behind: {left}"
