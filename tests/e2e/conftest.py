@@ -89,3 +89,58 @@ def podman(short_tmp, image_tar):
         p("rm", "-f", "-t", "0", *left)
     register("podman", "remove", IRON_PODMAN_CONF_DIR=str(base / "conf.d"))
     assert not left, f"containers left behind: {left}"
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, log: Path, what: str, timeout: float = 30) -> None:
+    import time
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not come up:\n{log.read_text()[-3000:]}")
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+class Docker:
+    def __init__(self, base: Path):
+        self.env = {**os.environ, "DOCKER_HOST": f"unix://{base}/docker.sock", "DOCKER_CONFIG": str(base / "cli")}
+
+    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return run(["docker", *args], timeout=timeout, env=self.env)
+
+
+@pytest.fixture(scope="session")
+def docker(short_tmp, image_tar):
+    require(shutil.which("dockerd") is not None, "dockerd not installed (docker.io)")
+    require(shutil.which("docker") is not None, "docker CLI not installed")
+    base = short_tmp / "d"
+    base.mkdir()
+    daemon_json = base / "daemon.json"
+    daemon_json.write_text(json.dumps({
+        "data-root": str(base / "data"), "exec-root": str(base / "exec"), "pidfile": str(base / "dockerd.pid"),
+        "hosts": [f"unix://{base}/docker.sock"], "iptables": False, "ip-forward": False, "bridge": "none"}))
+    register("docker", "add", IRON_DOCKER_DAEMON_JSON=str(daemon_json))
+    log = base / "dockerd.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["dockerd", "--config-file", str(daemon_json)], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    d = Docker(base)
+    try:
+        _wait_for(base / "docker.sock", proc, log, "dockerd")
+        ok(d("import", "-c", 'CMD ["/bin/sh"]', str(image_tar), IMAGE))
+        yield d
+    finally:
+        left = d("ps", "-aq").stdout.split()
+        if left:
+            d("rm", "-f", *left)
+        _stop(proc)
+        subprocess.run(["umount", "-R", "-l", str(base / "data")], capture_output=True)
+    assert not left, f"containers left behind: {left}"
