@@ -75,6 +75,10 @@ say "building the Landlock helper"
 make -s -C "$HERE/hooks/landlock" all
 install -D -m 0755 "$HERE/hooks/landlock/build/iron-landlock" "$LIB_DIR/iron-landlock"
 
+say "building the threat probes for iron verify"
+make -s -C "$HERE/tests/probes" all
+install -D -m 0755 "$HERE/tests/probes/build/iron-probe" "$LIB_DIR/iron-probe"
+
 # The launcher skips site processing (-S) and the environment (-I): commands that pass
 # straight through to crun then start in a few milliseconds.
 mkdir -p "$PREFIX/bin"
