@@ -144,3 +144,76 @@ def docker(short_tmp, image_tar):
         _stop(proc)
         subprocess.run(["umount", "-R", "-l", str(base / "data")], capture_output=True)
     assert not left, f"containers left behind: {left}"
+
+
+class Containerd:
+    def __init__(self, base: Path):
+        self.base = base
+        self.sock = str(base / "containerd.sock")
+        self.state = base / "state"
+
+    def ctr(self, *args: str, ns: str = "default", timeout: float = 120) -> subprocess.CompletedProcess:
+        return run(["ctr", "-a", self.sock, "-n", ns, *args], timeout=timeout)
+
+
+CNI_NET = "irone2e"
+CNI_BRIDGE = "irone2e0"
+
+
+@pytest.fixture(scope="session")
+def containerd(short_tmp, podman):
+    """Our own containerd with iron's CRI handlers from register.sh; images from `podman save`."""
+    require(shutil.which("containerd") is not None and shutil.which("ctr") is not None, "containerd not installed")
+    base = short_tmp / "c"
+    (base / "cni").mkdir(parents=True)
+    (base / "cni/10-irone2e.conflist").write_text(json.dumps({
+        "cniVersion": "0.4.0", "name": CNI_NET, "plugins": [{
+            "type": "bridge", "bridge": CNI_BRIDGE, "isGateway": False, "ipMasq": False,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.123.45.0/24"}]]}}]}))
+    config = base / "config.toml"
+    config.write_text(f"""version = 2
+root = "{base}/root"
+state = "{base}/state"
+[grpc]
+  address = "{base}/containerd.sock"
+[ttrpc]
+  address = "{base}/containerd.sock.ttrpc"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{IMAGE.replace(':latest', '')}-pause:latest"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{base}/cni"
+""")
+    register("containerd", "add", IRON_CONTAINERD_CONFIG=str(config))
+    c = Containerd(base)
+    archive = base / "images.tar"
+    pause = f"{IMAGE.replace(':latest', '')}-pause:latest"
+    ok(podman("tag", IMAGE, pause))
+    ok(podman("save", "-m", "-o", str(archive), IMAGE, pause))
+    log = base / "containerd.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["containerd", "--config", str(config)], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    try:
+        _wait_for(Path(c.sock), proc, log, "containerd")
+        for ns in ("default", "k8s.io"):
+            ok(c.ctr("images", "import", str(archive), ns=ns))
+        yield c
+    finally:
+        left = {}
+        for ns in ("default", "k8s.io"):
+            tasks = c.ctr("tasks", "ls", "-q", ns=ns).stdout.split()
+            for t in tasks:
+                c.ctr("tasks", "kill", "-s", "SIGKILL", t, ns=ns)
+                c.ctr("tasks", "rm", "-f", t, ns=ns)
+            names = c.ctr("containers", "ls", "-q", ns=ns).stdout.split()
+            if names:
+                c.ctr("containers", "rm", *names, ns=ns)
+                left[ns] = names
+        _stop(proc)
+        subprocess.run(["umount", "-R", "-l", str(base / "state")], capture_output=True)
+        subprocess.run(["ip", "link", "del", CNI_BRIDGE], capture_output=True)
+        shutil.rmtree(f"/var/lib/cni/networks/{CNI_NET}", ignore_errors=True)
+        register("containerd", "remove", IRON_CONTAINERD_CONFIG=str(config))
+    assert not left, f"containers left behind: {left}"
