@@ -527,7 +527,9 @@ static void restrict_self(void)
 	if (abi < policy.min_abi)
 		die(EXIT_REFUSED, "Landlock ABI %d < required abi=%d", abi, policy.min_abi);
 
-	attr.handled_access_fs = fs_rights(abi);
+	/* A policy without paths is the network layer's alone: handling fs rights
+	 * with no rule would deny even the exec of CMD. */
+	attr.handled_access_fs = policy.npaths ? fs_rights(abi) : 0;
 	attr.handled_access_net = net_rights(abi);
 	attr.scoped = scopes(abi);
 	ruleset = create_ruleset(&attr, abi);
