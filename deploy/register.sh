@@ -5,13 +5,13 @@
 # The target files can be moved for tests:
 #   IRON_PODMAN_CONF_DIR (default /etc/containers/containers.conf.d)
 #   IRON_DOCKER_DAEMON_JSON (default /etc/docker/daemon.json)
-#   IRON_CONTAINERD_CONFIG (default /etc/containerd/config.toml; the drop-in goes to conf.d/ beside it)
+#   IRON_CONTAINERD_CONFIG (default /etc/containerd/config.toml; a marked block is appended)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN_DIR=${IRON_BIN_DIR:-/usr/local/bin}
 PY=${IRON_PYTHON:-/opt/iron/venv/bin/python}
 [ -x "$PY" ] || PY=python3
-MARK="# added by iron (deploy/register.sh)"
+MARK="# added by iron (deploy/register.sh)"  # first line of the podman drop-in
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'register.sh: %s\n' "$*" >&2; exit 1; }
@@ -51,26 +51,23 @@ docker() {
 
 containerd() {
   local config=${IRON_CONTAINERD_CONFIG:-/etc/containerd/config.toml}
-  local dropin
-  dropin="$(dirname "$config")/conf.d/iron.toml"
-  if [ "$action" = remove ]; then
-    rm -f "$dropin"
-    [ -f "$config" ] && sed -i "\|$MARK|d" "$config"
-    say "containerd: removed $dropin and its import line; restart containerd"
-    return
+  local begin="# >>> iron runtimes" end="# <<< iron runtimes"
+  if [ -f "$config" ] && grep -q "^$begin" "$config"; then
+    cp -p "$config" "$config.iron-backup"
+    sed -i "/^$begin/,/^$end/d" "$config"
+    sed -i -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$config"   # the blank line the block brought
+    [ "$action" = remove ] && say "containerd: removed iron's runtimes from $config; restart containerd"
+  elif [ "$action" = remove ]; then
+    say "containerd: $config has no iron runtimes"
   fi
-  mkdir -p "$(dirname "$dropin")"
-  "$PY" "$HERE/containerd_dropin.py" "$BIN_DIR" > "$dropin.tmp"
-  mv "$dropin.tmp" "$dropin"
-  [ -f "$config" ] || printf 'version = 2\n' > "$config"
-  if grep -q "^imports" "$config"; then
-    grep -q "$dropin" "$config" || die "$config already has an imports line; add \"$dropin\" to it"
-  elif grep -q '^version' "$config"; then
-    sed -i "0,/^version.*/s||&\nimports = [\"$dropin\"]  $MARK|" "$config"
-  else
-    sed -i "1i imports = [\"$dropin\"]  $MARK" "$config"
-  fi
-  say "containerd: wrote $dropin (handlers iron-minimal, iron-standard, iron-maximum); restart containerd"
+  [ "$action" = add ] || return 0
+  mkdir -p "$(dirname "$config")"
+  [ -s "$config" ] || printf 'version = 2\n' > "$config"
+  [ -f "$config.iron-backup" ] || cp -p "$config" "$config.iron-backup"
+  local runc=with-runc
+  grep -q 'containerd\.runtimes\.\(runc\|"runc"\)\]' "$config" && runc=
+  "$PY" "$HERE/containerd_block.py" "$BIN_DIR" $runc >> "$config"
+  say "containerd: added handlers iron-minimal, iron-standard, iron-maximum to $config (backup $config.iron-backup); restart containerd"
 }
 
 case "$engine" in

@@ -161,7 +161,7 @@ CNI_BRIDGE = "irone2e0"
 
 
 @pytest.fixture(scope="session")
-def containerd(short_tmp, podman):
+def containerd(short_tmp, podman, image_tar):
     """Our own containerd with iron's CRI handlers from register.sh; images from `podman save`."""
     require(shutil.which("containerd") is not None and shutil.which("ctr") is not None, "containerd not installed")
     base = short_tmp / "c"
@@ -189,7 +189,7 @@ state = "{base}/state"
     c = Containerd(base)
     archive = base / "images.tar"
     pause = f"{IMAGE.replace(':latest', '')}-pause:latest"
-    ok(podman("tag", IMAGE, pause))
+    ok(podman("import", "--change", 'ENTRYPOINT ["/bin/sleep", "2147483647"]', str(image_tar), pause))
     ok(podman("save", "-m", "-o", str(archive), IMAGE, pause))
     log = base / "containerd.log"
     with open(log, "w") as out:
