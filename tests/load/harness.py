@@ -147,7 +147,7 @@ class Run:
             "cgroups": cgroup_leftovers(self.tag),
             "crun_state": sorted(os.listdir(self.state)) + crun_default_state(engine_ids),
             "mounts": mounts_mentioning([str(self.work), str(self.podman_dir), self.tag]),
-            "netns": sorted(set(named_netns()) - self._netns_before),
+            "netns": orphaned_netns(set(named_netns()) - self._netns_before),
             "processes": processes_mentioning([str(self.work), str(self.podman_dir), self.rootfs, self.tag,
                                                *engine_ids]),
             "podman_containers": self.podman_leftovers(),
@@ -226,6 +226,26 @@ def named_netns() -> list[str]:
     """Named network namespaces (podman's and `ip netns`'s); new ones after a run are leaks."""
     folder = Path("/run/netns")
     return os.listdir(folder) if folder.is_dir() else []
+
+
+def orphaned_netns(names: set[str]) -> list[str]:
+    """Of ``names`` (new since the run began), podman's (`netns-…`) that no process is in: leaked,
+    not someone else's live container. (Other tests on the host keep named netns of their own.)"""
+    in_use = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                in_use.add(os.stat(f"/proc/{entry}/ns/net").st_ino)
+            except OSError:
+                continue
+    left = []
+    for name in sorted(n for n in names if n.startswith("netns-")):
+        try:
+            if os.stat(f"/run/netns/{name}").st_ino not in in_use:
+                left.append(name)
+        except OSError:
+            continue
+    return left
 
 
 def processes_mentioning(needles: list[str]) -> list[str]:
