@@ -22,5 +22,5 @@ fi
 bash install.sh --no-verify --fix-cgroups
 
 VENV=/opt/iron/venv
-"$VENV/bin/pip" install -q pytest hypothesis referencing
+"$VENV/bin/pip" install -q pytest hypothesis referencing grpcio
 exec "$VENV/bin/python" -m pytest -ra -p no:cacheprovider tests "$@"

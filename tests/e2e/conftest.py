@@ -15,7 +15,6 @@ import pytest
 
 from tests.conftest import REPO, require
 
-pytestmark = pytest.mark.e2e
 IMAGE = "localhost/iron-e2e:latest"
 ULIMITS = ["nofile=1024:1024", "nproc=1024:1024"]  # no CAP_SYS_RESOURCE on CI machines
 PROBES_MAX = ("mount", "bpf", "keyctl", "unshare_user")
