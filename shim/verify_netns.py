@@ -16,7 +16,7 @@ import subprocess
 METADATA = "169.254.169.254"
 
 
-class TestNet:
+class ProbeNet:
     def __init__(self, columns: list[str]):
         self.token = secrets.token_hex(3)
         self.peer = f"iron-verify-{self.token}-peer"
@@ -63,7 +63,7 @@ class TestNet:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
         self.made = []
 
-    def __enter__(self) -> "TestNet":
+    def __enter__(self) -> "ProbeNet":
         return self
 
     def __exit__(self, *exc) -> None:

@@ -21,7 +21,7 @@ from iron.oci.errors import IronError
 from iron.oci.profile import Loader
 from iron.shim import config, table
 from iron.shim import verify_columns as cols
-from iron.shim.verify_netns import TestNet
+from iron.shim.verify_netns import ProbeNet
 from iron.shim.verify_rootfs import cached_rootfs
 from iron.shim.verify_run import Column, Runner
 from iron.shim.verify_threats import BENIGN, CATEGORIES, THREATS, Outcome, Targets, blocker, claimed
@@ -48,7 +48,7 @@ def cli(modes: tuple[str, ...], layers_alone: bool, as_json: bool, runtime_path:
         config_path = os.path.join(work, "config.toml")
         cols.write_config(cfg, config_path, profiles_dir=profiles_dir, runtime=runtime_path)
         runner = Runner(work, cached_rootfs(), config_path)
-        with TestNet([c.name for c in matrix + alone_cols]) as net:
+        with ProbeNet([c.name for c in matrix + alone_cols]) as net:
             for column in matrix + alone_cols:
                 prepare(column, loader, net)
             report = {"matrix": run_columns(runner, matrix, only_claimed=False)}
@@ -72,7 +72,7 @@ def cli(modes: tuple[str, ...], layers_alone: bool, as_json: bool, runtime_path:
     return 0 if report["ok"] else 1
 
 
-def prepare(column: Column, loader: Loader, net: TestNet) -> None:
+def prepare(column: Column, loader: Loader, net: ProbeNet) -> None:
     pids, memory = cols.limits(loader.load(column.name))
     peer_v4, peer_v6, resolver = net.addrs[column.name]
     column.targets = Targets(pids, memory, peer_v4, peer_v6, resolver, os.getpid())
