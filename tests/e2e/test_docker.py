@@ -50,6 +50,6 @@ def test_maximum_exec_probes_stop_kill(docker):
         assert 1.8 <= time.monotonic() - start < 10
         ok(docker("start", n))
         ok(docker("kill", n))
-        assert ok(docker("inspect", n, "--format", "{{.State.Running}}")).strip() == "false"
+        assert ok(docker("wait", n)).strip() == "137"  # SIGKILL
     finally:
         docker("rm", "-f", n)
