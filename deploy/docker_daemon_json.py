@@ -62,7 +62,11 @@ def main(action: str, path: str, bin_dir: str) -> int:
         print(f"==> docker: {path} already {'has' if action == 'add' else 'lacks'} iron's runtimes; "
               "dockerd needs no reload")
         return 0
-    write(path, data)
+    if data:
+        write(path, data)
+    else:  # nothing but iron's runtimes was there: leave no file, as before `add`
+        shutil.copy2(path, path + ".iron-backup")
+        os.remove(path)
     print(f"==> docker: {'added' if action == 'add' else 'removed'} runtimes {', '.join(NAMES)} "
           f"in {path} (backup {path}.iron-backup); dockerd must reload: kill -HUP $(pidof dockerd)")
     return 0

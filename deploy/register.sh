@@ -23,7 +23,8 @@ podman() {
   local dir=${IRON_PODMAN_CONF_DIR:-/etc/containers/containers.conf.d}
   local file="$dir/iron.conf"
   if [ "$action" = remove ]; then
-    rm -f "$file"; say "podman: removed $file"; return
+    rm -f "$file"; rmdir --ignore-fail-on-non-empty "$dir" 2>/dev/null || true
+    say "podman: removed $file"; return
   fi
   mkdir -p "$dir"
   # A drop-in replaces a list rather than extending it, so podman's own entries are repeated.

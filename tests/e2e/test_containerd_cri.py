@@ -4,6 +4,7 @@ sandbox and a container in it, driven through the CRI v1 gRPC API like a kubelet
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import pytest
@@ -31,11 +32,15 @@ def bundle_config(containerd, cid: str) -> dict:
         return json.load(f)
 
 
-def task_status(containerd, cid: str) -> str:
+def task_pid(containerd, cid: str) -> str:
     pid, state = next(line.split()[1:3] for line in ok(containerd.ctr("tasks", "ls", ns="k8s.io")).splitlines()
                       if line.startswith(cid))
     assert state == "RUNNING", (cid, state)
-    with open(f"/proc/{pid}/status") as f:
+    return pid
+
+
+def task_status(containerd, cid: str) -> str:
+    with open(f"/proc/{task_pid(containerd, cid)}/status") as f:
         return f.read()
 
 
@@ -61,6 +66,8 @@ def test_pod_sandbox_and_container_per_mode(containerd, cri, mode):
     cid = cri.create_container(pod, container_config("c", IMAGE, ["sleep", "600"], MEMORY), pconf)
     cri.start_container(cid)
     config = bundle_config(containerd, cid)
+    net = [os.readlink(f"/proc/{task_pid(containerd, i)}/ns/net") for i in (pod, cid)]
+    assert net[0] == net[1] and net[0] != os.readlink("/proc/self/ns/net")  # the pod's own netns
     with open(f"/sys/fs/cgroup/memory{config['linux']['cgroupsPath']}/memory.limit_in_bytes") as f:
         assert int(f.read()) == MEMORY
     code, out, err = cri.exec_sync(cid, ["cat", "/proc/self/status"])
