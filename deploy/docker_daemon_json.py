@@ -2,7 +2,7 @@
 
     python docker_daemon_json.py add|remove FILE BIN_DIR
 
-Other keys are kept; the file before the change is saved as FILE.iron-backup.
+Other keys are kept; `add` saves the file before it as FILE.iron-backup, `remove` deletes it.
 No runtimeArgs: dockerd 20.10 would wrap them in a shell script with an unquoted $@.
 """
 
@@ -30,8 +30,8 @@ def load(path: str) -> dict:
     return data
 
 
-def write(path: str, data: dict) -> None:
-    if os.path.exists(path):
+def write(path: str, data: dict, backup: bool = True) -> None:
+    if backup and os.path.exists(path):
         shutil.copy2(path, path + ".iron-backup")
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -62,13 +62,20 @@ def main(action: str, path: str, bin_dir: str) -> int:
         print(f"==> docker: {path} already {'has' if action == 'add' else 'lacks'} iron's runtimes; "
               "dockerd needs no reload")
         return 0
-    if data:
+    if action == "add":
         write(path, data)
-    else:  # nothing but iron's runtimes was there: leave no file, as before `add`
-        shutil.copy2(path, path + ".iron-backup")
+        print(f"==> docker: added runtimes {', '.join(NAMES)} in {path} (backup {path}.iron-backup); "
+              "dockerd must reload: kill -HUP $(pidof dockerd)")
+        return 0
+    # back to the file before `add`: its backup goes too, and so does a file only iron made
+    if data:
+        write(path, data, backup=False)
+    else:
         os.remove(path)
-    print(f"==> docker: {'added' if action == 'add' else 'removed'} runtimes {', '.join(NAMES)} "
-          f"in {path} (backup {path}.iron-backup); dockerd must reload: kill -HUP $(pidof dockerd)")
+    if os.path.exists(path + ".iron-backup"):
+        os.remove(path + ".iron-backup")
+    print(f"==> docker: removed runtimes {', '.join(NAMES)} from {path}; "
+          "dockerd must reload: kill -HUP $(pidof dockerd)")
     return 0
 
 

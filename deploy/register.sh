@@ -54,17 +54,19 @@ containerd() {
   local config=${IRON_CONTAINERD_CONFIG:-/etc/containerd/config.toml}
   local begin="# >>> iron runtimes" end="# <<< iron runtimes"
   if [ -f "$config" ] && grep -q "^$begin" "$config"; then
-    cp -p "$config" "$config.iron-backup"
     sed -i "/^$begin/,/^$end/d" "$config"
     sed -i -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$config"   # the blank line the block brought
-    [ "$action" = remove ] && say "containerd: removed iron's runtimes from $config; restart containerd"
+    if [ "$action" = remove ]; then
+      rm -f "$config.iron-backup"
+      say "containerd: removed iron's runtimes from $config; restart containerd"
+    fi
   elif [ "$action" = remove ]; then
     say "containerd: $config has no iron runtimes"
   fi
   [ "$action" = add ] || return 0
   mkdir -p "$(dirname "$config")"
   [ -s "$config" ] || printf 'version = 2\n' > "$config"
-  [ -f "$config.iron-backup" ] || cp -p "$config" "$config.iron-backup"
+  [ -f "$config.iron-backup" ] || cp -p "$config" "$config.iron-backup"   # the file before iron
   local runc=with-runc
   grep -q 'containerd\.runtimes\.\(runc\|"runc"\)\]' "$config" && runc=
   "$PY" "$HERE/containerd_block.py" "$BIN_DIR" $runc >> "$config"
