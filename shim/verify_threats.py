@@ -7,7 +7,7 @@ when it has one of those layers. Verdicts come only from what the probe in the c
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 LAYERS = ("process", "syscall", "filesystem", "network")
@@ -48,7 +48,7 @@ class Threat:
     argv: Callable[[Targets], list[str]]
     via_exec: bool = False          # run with `iron exec` in a running container
     volume: bool = False            # cwd in a bind-mounted volume with a sibling dir outside every list
-    judge: Callable[[int, str], Outcome] = field(default=None)
+    judge: Callable[[int, str], Outcome] | None = None
 
     def outcome(self, exit_code: int, stdout: str) -> Outcome:
         return (self.judge or judge_probe)(exit_code, stdout)

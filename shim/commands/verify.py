@@ -87,11 +87,8 @@ def run_columns(runner: Runner, columns: list[Column], only_claimed: bool) -> di
 
     def one(job):
         column, threat = job
-        if threat.via_exec:
-            return {}
         results[(column.name, threat.key)] = runner.run(column, threat)
         progress.tick(f"{column.name} {threat.key}")
-        return {}
 
     def execs(column):
         mine = [t for c, t in jobs if c is column and t.via_exec]
@@ -100,18 +97,16 @@ def run_columns(runner: Runner, columns: list[Column], only_claimed: bool) -> di
             progress.tick(f"{column.name} {key}")
 
     heavy = [j for j in jobs if j[1].category == "resources"]
+    light = [j for j in jobs if j not in heavy and not j[1].via_exec]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         futures = [pool.submit(execs, c) for c in columns]
-        futures += [pool.submit(one, j) for j in jobs if j not in heavy]
+        futures += [pool.submit(one, j) for j in light]
         for f in futures:
             f.result()
     for job in heavy:       # the resource hogs run alone, so they do not skew each other or the rest
         one(job)
     progress.done()
-    cells = []
-    for column, threat in jobs:
-        got = results[(column.name, threat.key)]
-        cells.append(cell(column, threat, got, only_claimed))
+    cells = [cell(column, threat, results[(column.name, threat.key)], only_claimed) for column, threat in jobs]
     return {"columns": [{"name": c.name, "layers": c.layers, "claims": c.claims} for c in columns],
             "cells": cells}
 
