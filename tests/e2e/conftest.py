@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -83,15 +84,19 @@ def podman(short_tmp, image_tar):
     p = Podman(base, conf)
     ok(p("import", "--change", 'CMD ["/bin/sh"]', str(image_tar), IMAGE))
     yield p
-    left = p("ps", "-aq").stdout.split()
+    # conmon's exit command removes --rm containers asynchronously: give it a moment
+    for _ in range(50):
+        left = p("ps", "-a", "--format", "{{.ID}} {{.Names}} {{.Command}} {{.Status}}").stdout.splitlines()
+        if not left:
+            break
+        time.sleep(0.2)
     if left:
-        p("rm", "-f", "-t", "0", *left)
+        p("rm", "-f", "-t", "0", *[line.split()[0] for line in left])
     register("podman", "remove", IRON_PODMAN_CONF_DIR=str(base / "conf.d"))
     assert not left, f"containers left behind: {left}"
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, log: Path, what: str, timeout: float = 30) -> None:
-    import time
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 
 import pytest
@@ -40,8 +41,15 @@ def task_pid(containerd, cid: str) -> str:
 
 
 def task_status(containerd, cid: str) -> str:
-    with open(f"/proc/{task_pid(containerd, cid)}/status") as f:
-        return f.read()
+    """/proc/PID/status of the task's process once it runs its own program (not crun's init)."""
+    pid = task_pid(containerd, cid)
+    deadline = time.monotonic() + 10
+    while True:
+        with open(f"/proc/{pid}/status") as f:
+            status = f.read()
+        if not status.startswith("Name:\tcrun") or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
 
 
 def start_pod(cri, mode: str, annotations: dict[str, str]) -> tuple[str, bytes]:
