@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""iron vs crun (and runc), side by side in one run: medians and ratios, as tables.
+
+    bench/bench.py [--quick] [--runs N] [SECTION…]
+
+Sections: passthrough, lifecycle, seccomp, landlock, hook, engines (default: all). Run as
+root after install.sh. Numbers are wall-clock medians and p95 over N runs after one
+warm-up; progress goes to stderr, tables to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from iron.shim.bundlekit import build_rootfs, make_bundle  # noqa: E402
+from iron.shim.table import render  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HELPER = "/usr/local/lib/iron/iron-landlock"
+LANDLOCK_POLICY = "abi=1;r=/;x=/;w=/tmp:/dev"
+NETNS_POLICY = '{"policy":"allowlist","allow":["10.0.0.1:80"],"dns":[],"inbound":[]}'
+ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+BIN = "/usr/local/bin"
+MODES = ("minimal", "standard", "maximum")
+
+
+def timed(argv: list[str], **kw) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        lines = done.stderr.decode(errors="replace").strip().splitlines() or ["no message"]
+        raise RuntimeError(f"{' '.join(argv[:4])}… exit {done.returncode}: {lines[-1][-300:]}")
+    return elapsed
+
+
+def sample_ms(fn, runs: int) -> list[float]:
+    fn()  # warm-up
+    return sorted(fn() * 1000 for _ in range(runs))
+
+
+def median_ms(fn, runs: int) -> float:
+    return statistics.median(sample_ms(fn, runs))
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def progress(text: str) -> None:
+    sys.stderr.write(f"  … {text}\n")
+
+
+class Bench:
+    def __init__(self, runs: int, loop_n: int, work: str):
+        self.runs = runs
+        self.loop_n = loop_n
+        self.work = work
+        self.root = os.path.join(work, "state")
+        os.makedirs(self.root)
+        loops = os.path.join(work, "loops")
+        subprocess.run(["gcc", "-O2", "-static", "-o", loops, os.path.join(HERE, "loops.c")], check=True)
+        self.rootfs = os.path.join(work, "rootfs")
+        build_rootfs(self.rootfs, {loops: "/usr/bin/loops", HELPER: "/usr/bin/iron-landlock"})
+
+    def bundle(self, args, edit=None) -> str:
+        return make_bundle(os.path.join(self.work, uuid.uuid4().hex[:8]), self.rootfs, args, edit=edit)
+
+    def lifecycle(self, runtime: str, bundle: str) -> float:
+        """create → start → wait → delete, as an engine drives it."""
+        cid = "bench-" + uuid.uuid4().hex[:8]
+        base = [runtime, "--root", self.root]
+        start = time.perf_counter()
+        subprocess.run(base + ["create", "--bundle", bundle, cid], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(base + ["start", cid], check=True)
+        while json.loads(subprocess.run(base + ["state", cid], capture_output=True, text=True,
+                                        check=True).stdout)["status"] != "stopped":
+            time.sleep(0.001)
+        subprocess.run(base + ["delete", cid], check=True)
+        return time.perf_counter() - start
+
+    def row(self, name: str, ms: list[float], base: list[float] | None, target: str = "") -> list[str]:
+        med = statistics.median(ms)
+        ratio = f"{med / statistics.median(base):.2f}" if base else "1.00"
+        return [name, f"{med:.1f}", f"{p95(ms):.1f}", ratio, target]
+
+    HEAD = ["median ms", "p95 ms", "× base", "target"]
+
+    def section_passthrough(self):
+        progress("pass-through: state of a running container")
+        cid = "bench-pt-" + uuid.uuid4().hex[:6]
+        bundle = self.bundle(["sleep", "600"])
+        subprocess.run(["crun", "--root", self.root, "run", "-d", "--bundle", bundle, cid], check=True)
+        try:
+            crun = sample_ms(lambda: timed(["crun", "--root", self.root, "state", cid]), self.runs)
+            iron = sample_ms(lambda: timed([f"{BIN}/iron", "--root", self.root, "state", cid]), self.runs)
+        finally:
+            subprocess.run(["crun", "--root", self.root, "delete", "-f", cid])
+        extra = statistics.median(iron) - statistics.median(crun)
+        return (["state (base crun)"] + self.HEAD + ["iron − crun"],
+                [self.row("crun", crun, None) + [""],
+                 self.row("iron", iron, crun, "≤ crun + 15 ms") + [f"+{extra:.1f} ms"]])
+
+    def section_lifecycle(self):
+        progress("lifecycle: crun")
+        bundle = self.bundle(["true"])
+        crun = sample_ms(lambda: self.lifecycle("crun", bundle), self.runs)
+        rows = [self.row("crun", crun, None)]
+        for mode in MODES:
+            progress(f"lifecycle: iron-{mode}")
+            bundle = self.bundle(["true"])
+            ms = sample_ms(lambda: self.lifecycle(f"{BIN}/iron-{mode}", bundle), self.runs)
+            rows.append(self.row(f"iron-{mode}", ms, crun, "≤ 1.6" if mode == "minimal" else "(info)"))
+        return ["create→start→wait→delete (base crun)"] + self.HEAD, rows
+
+    def loop_ns(self, runtime: str, args: list[str]) -> float:
+        """The loop's own ns per iteration, from one container run."""
+        bundle = self.bundle(args)
+        cid = "bench-loop-" + uuid.uuid4().hex[:6]
+        out = subprocess.run([runtime, "--root", self.root, "run", "--bundle", bundle, cid],
+                             check=True, capture_output=True, text=True).stdout
+        subprocess.run([runtime, "--root", self.root, "delete", "-f", cid], capture_output=True)
+        return int(out.split()[-1]) / int(args[-1])
+
+    def loop_rows(self, label: str, base_rt: str, base_pre: list[str], test_rt: str, test_pre: list[str],
+                  loops: tuple[str, ...]):
+        rows = []
+        runs = max(3, self.runs // 3)
+        for loop in loops:
+            progress(f"{label}: {loop} loop")
+            args = ["loops", loop, str(self.loop_n)]
+            base, test = [], []
+            for _ in range(runs):          # interleaved, so host load hits both alike
+                base.append(self.loop_ns(base_rt, base_pre + args))
+                test.append(self.loop_ns(test_rt, test_pre + args))
+            b, t = statistics.median(base), statistics.median(test)
+            rows.append([f"{loop} ×{self.loop_n}", f"{b:.0f}", f"{t:.0f}", f"{p95(test):.0f}",
+                         f"{(t / b - 1) * 100:+.1f} %", "≤ 5 %"])
+        return rows
+
+    def section_seccomp(self):
+        """iron-standard is iron-minimal plus the seccomp filter: the same container otherwise."""
+        rows = self.loop_rows("seccomp", f"{BIN}/iron-minimal", [], f"{BIN}/iron-standard", [],
+                              ("getppid", "open"))
+        return ["loop (minimal vs standard)", "ns/iter no filter", "ns/iter filter", "p95 filter",
+                "overhead", "target"], rows
+
+    def section_landlock(self):
+        progress("landlock: helper start-up on the host")
+        plain = sample_ms(lambda: timed(["/bin/true"]), self.runs * 5)
+        helper = sample_ms(lambda: timed([HELPER, LANDLOCK_POLICY, "--", "/bin/true"]), self.runs * 5)
+        cost = statistics.median(helper) - statistics.median(plain)
+        start_rows = [self.row("true", plain, None) + [""], self.row("iron-landlock POLICY -- true", helper, plain,
+                                                               "≤ +2 ms") + [f"+{cost:.2f} ms"]]
+        loop_rows = self.loop_rows("landlock", f"{BIN}/iron-minimal", [], f"{BIN}/iron-minimal",
+                                   ["iron-landlock", LANDLOCK_POLICY, "--"], ("open",))
+        return [(["helper start-up (base true)"] + self.HEAD + ["added"], start_rows),
+                (["loop (without vs with Landlock)", "ns/iter without", "ns/iter with", "p95 with", "overhead",
+                  "target"], loop_rows)]
+
+    def section_hook(self):
+        progress("hook: `iron hook network` on a fresh netns")
+        holder = subprocess.Popen(["unshare", "-n", "sleep", "600"])
+        try:
+            time.sleep(0.2)
+            state = json.dumps({"pid": holder.pid, "status": "creating"}).encode()
+            hook = sample_ms(lambda: timed([f"{BIN}/iron", "hook", "network", "--policy", NETNS_POLICY],
+                                           input=state), self.runs)
+            nft = sample_ms(lambda: timed(["nsenter", "-t", str(holder.pid), "-n", "nft", "list", "ruleset"]),
+                            self.runs)
+        finally:
+            holder.kill()
+            holder.wait()
+        return (["network hook"] + self.HEAD,
+                [self.row("nft list ruleset in the netns (floor)", nft, None),
+                 self.row("iron hook network (whole hook)", hook, nft, "≤ 50 ms")])
+
+    def section_engines(self):
+        if not shutil.which("podman"):
+            raise RuntimeError("podman not found")
+        image = "localhost/iron-bench:latest"
+        tar = os.path.join(self.work, "rootfs.tar")
+        subprocess.run(["tar", "-C", self.rootfs, "-cf", tar, "."], check=True)
+        subprocess.run(["podman", "import", "-q", "--change", 'CMD ["/bin/sh"]', tar, image], check=True,
+                       stdout=subprocess.DEVNULL)
+        try:
+            def run(runtime):
+                return timed(["podman", "--runtime", runtime, "run", "--rm", *ULIMITS, image, "true"])
+            runs = max(3, self.runs // 2)
+            progress("engines: podman run --rm with crun")
+            crun = sample_ms(lambda: run(shutil.which("crun")), runs)
+            rows = [self.row("podman + crun", crun, None)]
+            for mode in ("maximum", "standard"):
+                progress(f"engines: podman run --rm with iron-{mode}")
+                target = "≤ 1.10" if mode == "maximum" else "(info)"
+                try:
+                    rows.append(self.row(f"podman + iron-{mode}", sample_ms(lambda: run(f"{BIN}/iron-{mode}"), runs),
+                                         crun, target))
+                except RuntimeError as err:
+                    progress(f"engines: iron-{mode} failed: {err}")
+                    rows.append([f"podman + iron-{mode}", "FAILED", "", "", target])
+        finally:
+            subprocess.run(["podman", "rmi", "-f", image], capture_output=True)
+        return ["podman run --rm IMAGE true (base crun)"] + self.HEAD, rows
+
+
+SECTIONS = ("passthrough", "lifecycle", "seccomp", "landlock", "hook", "engines")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="few runs and short loops, to check the script")
+    parser.add_argument("--runs", type=int, help="timed runs per measurement (default 20, quick 3)")
+    parser.add_argument("sections", nargs="*", metavar="SECTION", help=f"any of {', '.join(SECTIONS)}")
+    args = parser.parse_args()
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    runs = args.runs or (3 if args.quick else 20)
+    loop_n = 20000 if args.quick else 300000
+    started = time.perf_counter()
+    work = tempfile.mkdtemp(prefix="iron-bench-")
+    failed = []
+    try:
+        bench = Bench(runs, loop_n, work)
+        for name in args.sections or SECTIONS:
+            try:
+                tables = getattr(bench, f"section_{name}")()
+            except (subprocess.CalledProcessError, RuntimeError, OSError) as err:
+                progress(f"{name}: FAILED: {err}")
+                failed.append(name)
+                continue
+            print(f"\n## {name} ({runs} runs)\n", flush=True)
+            for headers, rows in tables if isinstance(tables, list) else [tables]:
+                print(render(headers, rows) + "\n", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    progress(f"done in {time.perf_counter() - started:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
