@@ -37,15 +37,17 @@ READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trig
 # minor None: any minor (pseudo-terminals).
 SAFE_DEVICES = {("c", 1, 3), ("c", 1, 5), ("c", 1, 7), ("c", 1, 8), ("c", 1, 9), ("c", 5, 0),
                 ("c", 5, 1), ("c", 5, 2), ("c", 136, None)}
-# Host files that hand the host to whoever holds them: the engines' sockets, the host's
-# proc, sys, dev and root. A bind of these (or of anything beneath /proc, /sys) is refused.
-HOST_CONTROL = ("/", "/proc", "/sys", "/dev", "/boot", "/var/run/docker.sock", "/run/docker.sock",
-                "/run/containerd", "/var/run/containerd", "/run/podman", "/var/run/podman",
-                "/run/crio", "/var/run/crio", "/var/lib/docker", "/var/lib/containerd",
-                "/var/lib/containers", "/etc/iron", "/run/iron")
-HOST_CONTROL_TREES = ("/proc", "/sys", "/run/containerd", "/var/run/containerd", "/run/podman",
-                      "/var/run/podman", "/run/crio", "/var/run/crio", "/var/lib/docker",
-                      "/var/lib/containerd", "/var/lib/containers", "/etc/iron", "/run/iron")
+# Host files that hand the host to whoever holds them: the engines' sockets and state roots,
+# the host's proc, sys, dev and root. A bind of these (or of anything beneath /proc, /sys) is
+# refused. Engines bind per-container files from beneath their state roots (resolv.conf,
+# hosts, shm), so only the roots themselves are on the list, not what lies under them.
+HOST_CONTROL = ("/", "/proc", "/sys", "/dev", "/boot", "/run", "/var/run",
+                "/var/run/docker.sock", "/run/docker.sock", "/run/containerd",
+                "/run/containerd/containerd.sock", "/var/run/containerd", "/run/podman",
+                "/run/podman/podman.sock", "/var/run/podman", "/run/crio", "/run/crio/crio.sock",
+                "/var/run/crio", "/var/lib/docker", "/var/lib/containerd", "/var/lib/containers",
+                "/etc/iron", "/run/iron")
+HOST_CONTROL_TREES = ("/proc", "/sys", "/etc/iron", "/run/iron")
 _CPU_PERIOD = 100_000
 
 

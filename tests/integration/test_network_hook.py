@@ -288,7 +288,7 @@ def test_under_crun(hosts, tmp_path, host_rules_before):
                                        {"type": "network", "path": hosts.container_path}
                                        for ns in spec["linux"]["namespaces"]]
         spec["hooks"] = {"createRuntime": [{"path": sys.executable,
-                                            "args": ["python3", "-m", "iron.hooks.network", "--policy", policy,
+                                            "args": [sys.executable, "-m", "iron.hooks.network", "--policy", policy,
                                                      "--nft", NFT], "timeout": 10}]}
         spec["linux"].pop("resources", None)
 
