@@ -309,3 +309,16 @@ def test_never_looser_than_the_engine(spec, mode):
     assert out["root"].get("readonly", False) >= spec["root"]["readonly"]
     assert set(spec["linux"]["maskedPaths"]) <= set(out["linux"]["maskedPaths"])
     validate_config(json.loads(json.dumps(out)))
+
+
+@pytest.mark.parametrize("source", [
+    "/var/lib/containers/storage/overlay-containers/abc/userdata/shm",
+    "/var/lib/docker/containers/abc/resolv.conf",
+    "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/abc/shm"])
+def test_engines_own_per_container_binds_kept(source):
+    """Engines bind resolv.conf, hosts and shm from beneath their state roots: not host control."""
+    spec = spec_like_docker()
+    spec["mounts"].append({"destination": "/dev/shm", "type": "bind", "source": source,
+                           "options": ["rbind"]})
+    out, _ = harden(spec, "maximum")
+    assert out["mounts"][-1]["source"] == source
