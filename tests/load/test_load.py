@@ -9,6 +9,7 @@ IRON_LOAD_PODMAN_SEQUENTIAL (500), IRON_LOAD_PODMAN_CONCURRENT (20); CI runs the
 from __future__ import annotations
 
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -20,7 +21,13 @@ pytestmark = pytest.mark.load
 
 
 def _no_leaks(run, fds_before: int) -> None:
+    """podman's conmon runs `podman container cleanup` after the container exits, asynchronously:
+    give the host up to 20 s to settle before counting."""
+    deadline = time.monotonic() + 20
     leaks = run.leaks()
+    while any(leaks.values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        leaks = run.leaks()
     assert not any(leaks.values()), {k: v[:5] for k, v in leaks.items() if v}
     assert open_fds() <= fds_before, "the driver leaked file descriptors"
 
