@@ -204,6 +204,12 @@ def _build_policy(sec: _Section, process: dict, annotations: dict,
                           f"{reason}", field=f"annotations.{WRITE_ANNOTATION}")
     write = _unique(write + extra)
     read = _unique([*sec.read, *write, *sec.execute])
+    if not (read or sec.devices):
+        # The helper reads a policy without paths as the network layer's alone and then
+        # leaves files unrestricted: an empty filesystem policy must never reach it.
+        raise IronError("the Landlock policy has no paths left; it would not restrict files",
+                        field="filesystem.landlock",
+                        expected="at least one path in read, write, execute or devices")
     policy = LandlockPolicy(min_abi=sec.min_abi, read=read, write=write,
                             execute=_unique(sec.execute), devices=_unique(sec.devices),
                             scope=True)

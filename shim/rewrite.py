@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 from iron.oci import bundle, pipeline
 from iron.oci.context import Context, Policy
@@ -160,6 +159,7 @@ def _exec_inline(rest: list[str], sub, profile, ctx, container) -> tuple[list[st
 def _container_spec(runtime: str, parsed, container_id: str) -> dict:
     """The running container's config.json (as iron hardened it at create), found via crun state."""
     state_argv = [runtime, *_root_args(parsed), "state", container_id]
+    import subprocess   # exec only: create does not pay for the import
     out = subprocess.run(state_argv, capture_output=True, text=True)
     if out.returncode != 0:
         detail = (out.stderr.strip().splitlines() or ["no such container"])[-1]

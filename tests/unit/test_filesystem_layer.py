@@ -663,3 +663,16 @@ def test_exec_with_unreadable_container_policy_fails(container):
 def test_exec_without_a_program_fails(container, args):
     with pytest.raises(IronError, match="process.args"):
         filesystem.apply_exec({"args": args}, SECTION, ctx(), container)
+
+
+def test_a_policy_with_no_paths_left_is_refused_not_passed_to_the_helper():
+    """The helper treats a pathless policy as network-only (files unrestricted): fail closed."""
+    from iron.oci.context import Context, HostFacts
+    from iron.oci.errors import IronError
+    ctx = Context(mode="custom", profiles_root=Path("/nonexistent"),
+                  host=HostFacts(landlock_abi=7, landlock_helper="/usr/local/lib/iron/iron-landlock"))
+    spec = {"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+            "process": {"args": ["sh"], "cwd": "/", "env": []}}
+    with pytest.raises(IronError) as err:
+        filesystem.apply(spec, {"landlock": {"minAbi": 1, "write": ["$CWD"]}}, ctx)
+    assert "filesystem.landlock" in str(err.value)
