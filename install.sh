@@ -79,19 +79,25 @@ say "building the threat probes for iron verify"
 make -s -C "$HERE/tests/probes" all
 install -D -m 0755 "$HERE/tests/probes/build/iron-probe" "$LIB_DIR/iron-probe"
 
-# The launcher skips site processing (-S) and the environment (-I): commands that pass
-# straight through to crun then start in a few milliseconds.
-mkdir -p "$PREFIX/bin"
-for name in "${NAMES[@]}"; do
-  cat > "$PREFIX/bin/$name.tmp" <<PY
-#!$PREFIX/venv/bin/python3 -IS
+# `iron` is a small C launcher: pass-through commands (state, start, kill, delete, …) go
+# straight to crun; create/run/exec and iron's own commands start the Python shim, which
+# skips site processing (-S) and the environment (-I).
+say "building the launcher"
+mkdir -p "$PREFIX/bin" "$PREFIX/lib"
+cat > "$PREFIX/lib/iron-shim.py.tmp" <<PY
+"""iron's Python shim, started by the launcher as: python3 -IS iron-shim.py ARGV0 ARGS…"""
 import sys
 sys.path.insert(0, "$SITE")
 from iron.shim.main import main
-sys.exit(main())
+sys.exit(main(sys.argv[1:]))
 PY
-  chmod 0755 "$PREFIX/bin/$name.tmp"
-  mv -f "$PREFIX/bin/$name.tmp" "$PREFIX/bin/$name"
+mv -f "$PREFIX/lib/iron-shim.py.tmp" "$PREFIX/lib/iron-shim.py"
+make -s -B -C "$HERE/shim/launcher" PYTHON="$PREFIX/venv/bin/python3" ENTRY="$PREFIX/lib/iron-shim.py"
+install -m 0755 "$HERE/shim/launcher/build/iron" "$PREFIX/bin/iron.tmp"
+mv -f "$PREFIX/bin/iron.tmp" "$PREFIX/bin/iron"
+for name in "${NAMES[@]}"; do
+  # one binary; `iron-MODE` pins MODE by the name it is called by
+  [ "$name" = iron ] || ln -sfn iron "$PREFIX/bin/$name"
   ln -sfn "$PREFIX/bin/$name" "$BIN_DIR/$name"
 done
 
