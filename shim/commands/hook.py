@@ -13,4 +13,6 @@ def main(args: list[str], prog: str) -> int:
         sys.stderr.write(f"iron hook: expected one of {', '.join(HOOKS)}\n")
         return 2
     from importlib import import_module
-    return import_module(HOOKS[args[0]]).main(args[1:])
+    hook = import_module(HOOKS[args[0]])
+    hook.leave(hook.main(args[1:]))         # ends the process as soon as the hook's work is done
+    return 1                                # not reached

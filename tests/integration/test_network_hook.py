@@ -241,12 +241,42 @@ def test_refuses_the_host_netns(host_rules_before):
     assert host_ruleset() == host_rules_before
 
 
-def test_bad_policy_and_bad_nft_touch_nothing(hosts, pid):
+def test_bad_policy_touches_nothing(hosts, pid):
     done = hook(pid, '{"policy":"allowlist","allow":["198.18.0.2:99999"]}')
     assert done.returncode == 1 and done.stderr.startswith("iron hook network: --policy: network.allow[0]: ")
-    done = hook(pid, {"policy": "none"}, nft="/bin/false")
-    assert done.returncode == 1 and done.stderr.startswith("iron hook network: /bin/false -f - failed (exit 1)")
     assert "table inet iron" not in nft_in(hosts, "list", "ruleset").stdout
+
+
+def test_a_refused_ruleset_is_one_line_and_loads_nothing(hosts, pid):
+    """libnftables' error comes back as one line, and its transaction leaves no table behind."""
+    code = ("import sys; from iron.hooks import network as n\n"
+            "try:\n    n.load_ruleset('table inet iron {}\\ntable inet iron { chain c { bogus } }\\n')\n"
+            "except n.HookError as err:\n    sys.exit(str(err))")
+    done = netns_hosts.run(["ip", "netns", "exec", hosts.container_ns, sys.executable, "-c", code], check=False)
+    assert done.returncode == 1 and done.stderr.startswith("libnftables.so.1 refused the ruleset: ")
+    assert "Error" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert "table inet iron" not in nft_in(hosts, "list", "ruleset").stdout
+
+
+def test_leaves_no_process_behind(hosts, pid):
+    """The child that closes libnftables' socket after the hook exits is gone soon after."""
+    netns = os.stat(f"/proc/{pid}/ns/net").st_ino
+    loaded(pid, {"policy": "allowlist", "allow": [f"{hosts.peer_v4}:7"]})
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and in_netns(netns) != {pid}:
+        time.sleep(0.01)
+    assert in_netns(netns) == {pid}
+
+
+def in_netns(inode: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and os.stat(f"/proc/{entry}/ns/net").st_ino == inode:
+                found.add(int(entry))
+        except OSError:
+            continue
+    return found
 
 
 def test_hook_wall_time(hosts, pid, record_property):
