@@ -37,6 +37,7 @@ ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 
 BIN = "/usr/local/bin"
 MODES = ("minimal", "standard", "maximum")
+LIFECYCLE_TARGETS = {"iron-minimal": "≤ 1.6"}
 
 
 def timed(argv: list[str], **kw) -> float:
@@ -49,9 +50,36 @@ def timed(argv: list[str], **kw) -> float:
     return elapsed
 
 
+def call(argv: list[str]) -> None:
+    """Run argv; on failure raise with its last stderr line. stderr goes to a file, not a pipe:
+    after `create` the container's process holds it open until it exits."""
+    with tempfile.TemporaryFile() as err:
+        if subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=err).returncode:
+            err.seek(0)
+            lines = err.read().decode(errors="replace").strip().splitlines() or ["no message"]
+            raise RuntimeError(f"{os.path.basename(argv[0])}: {lines[-1][-300:]}")
+
+
 def sample_ms(fn, runs: int) -> list[float]:
     fn()  # warm-up
     return sorted(fn() * 1000 for _ in range(runs))
+
+
+def interleaved_ms(fns: dict, runs: int) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Each fn once to warm up, then round-robin, so a drift in host load hits every one alike.
+
+    A fn that fails its warm-up is left out; its error comes back in the second dict."""
+    failed = {}
+    for name, fn in fns.items():
+        try:
+            fn()
+        except (RuntimeError, subprocess.CalledProcessError) as err:
+            failed[name] = str(err)
+    samples = {name: [] for name in fns if name not in failed}
+    for _ in range(runs):
+        for name in samples:
+            samples[name].append(fns[name]() * 1000)
+    return {name: sorted(values) for name, values in samples.items()}, failed
 
 
 def median_ms(fn, runs: int) -> float:
@@ -61,6 +89,13 @@ def median_ms(fn, runs: int) -> float:
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def failed_rows(failed: dict[str, str]) -> list[list[str]]:
+    """A table row per runtime that could not be timed, saying why (also on stderr)."""
+    for name, why in failed.items():
+        progress(f"{name} not timed: {why}")
+    return [[name, "not timed", "", "", why[:60]] for name, why in failed.items()]
 
 
 def progress(text: str) -> None:
@@ -87,13 +122,12 @@ class Bench:
         cid = "bench-" + uuid.uuid4().hex[:8]
         base = [runtime, "--root", self.root]
         start = time.perf_counter()
-        subprocess.run(base + ["create", "--bundle", bundle, cid], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.run(base + ["start", cid], check=True)
+        call(base + ["create", "--bundle", bundle, cid])
+        call(base + ["start", cid])
         while json.loads(subprocess.run(base + ["state", cid], capture_output=True, text=True,
                                         check=True).stdout)["status"] != "stopped":
             time.sleep(0.001)
-        subprocess.run(base + ["delete", cid], check=True)
+        call(base + ["delete", cid])
         return time.perf_counter() - start
 
     def row(self, name: str, ms: list[float], base: list[float] | None, target: str = "") -> list[str]:
@@ -119,16 +153,20 @@ class Bench:
                  self.row("iron", iron, crun, "≤ crun + 15 ms") + [f"+{extra:.1f} ms"]])
 
     def section_lifecycle(self):
-        progress("lifecycle: crun")
-        bundle = self.bundle(["true"])
-        crun = sample_ms(lambda: self.lifecycle("crun", bundle), self.runs)
+        """A busybox bundle per runtime (iron rewrites config.json in place), runs interleaved."""
+        runtimes = {"crun": "crun", "runc": shutil.which("runc"), **{f"iron-{m}": f"{BIN}/iron-{m}" for m in MODES}}
+        failed = {name: "not installed" for name, path in runtimes.items() if not path}
+        bundles = {name: self.bundle(["true"]) for name in runtimes if name not in failed}
+        progress(f"lifecycle: {', '.join(bundles)} interleaved")
+        ms, errors = interleaved_ms({name: lambda name=name: self.lifecycle(runtimes[name], bundles[name])
+                                     for name in bundles}, self.runs)
+        failed.update(errors)
+        if "crun" in failed:
+            raise RuntimeError(f"crun: {failed['crun']}")
+        crun = ms.pop("crun")
         rows = [self.row("crun", crun, None)]
-        for mode in MODES:
-            progress(f"lifecycle: iron-{mode}")
-            bundle = self.bundle(["true"])
-            ms = sample_ms(lambda: self.lifecycle(f"{BIN}/iron-{mode}", bundle), self.runs)
-            rows.append(self.row(f"iron-{mode}", ms, crun, "≤ 1.6" if mode == "minimal" else "(info)"))
-        return ["create→start→wait→delete (base crun)"] + self.HEAD, rows
+        rows += [self.row(name, ms[name], crun, LIFECYCLE_TARGETS.get(name, "(info)")) for name in ms]
+        return ["create→start→wait→delete (base crun)"] + self.HEAD, rows + failed_rows(failed)
 
     def loop_ns(self, runtime: str, args: list[str]) -> float:
         """The loop's own ns per iteration, from one container run."""
