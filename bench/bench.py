@@ -5,10 +5,13 @@
 
 Sections: passthrough, lifecycle, seccomp, landlock, hook, engines (default: all). Run as
 root after install.sh. Numbers are wall-clock medians and p95 over N runs after one
-warm-up; progress goes to stderr, tables to stdout. The seccomp and Landlock loops time
-themselves inside the container (bench/loops.c, built static here), interleaving runs with
-and without the layer. Not covered yet: docker (podman only), TCP throughput through the
-network ruleset, and a maximum start with vs without the hook (the hook is timed directly).
+warm-up; progress goes to stderr, tables to stdout. lifecycle (crun, runc, iron per mode)
+and engines (podman and docker, crun vs iron) interleave their runtimes run by run. docker
+uses the running dockerd if it has the runtimes registered, else starts a private one
+(bench/dockerd.py) and stops it afterwards. The seccomp and Landlock loops time themselves
+inside the container (bench/loops.c, built static here), interleaving runs with and without
+the layer. Not covered yet: TCP throughput through the network ruleset, and a maximum start
+with vs without the hook (the hook is timed directly).
 """
 
 from __future__ import annotations
@@ -23,17 +26,22 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from iron.shim.bundlekit import build_rootfs, make_bundle  # noqa: E402
 from iron.shim.table import render  # noqa: E402
 
+from dockerd import docker_env  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 HELPER = "/usr/local/lib/iron/iron-landlock"
 LANDLOCK_POLICY = "abi=1;r=/;x=/;w=/tmp:/dev"
 NETNS_POLICY = '{"policy":"allowlist","allow":["10.0.0.1:80"],"dns":[],"inbound":[]}'
-ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]  # podman; no CAP_SYS_RESOURCE here
+IMAGE = "localhost/iron-bench:latest"
+ENGINE_RUNTIMES = {"crun": "", "iron-maximum": "≤ 1.10", "iron-standard": "(info)"}  # name → target
 
 BIN = "/usr/local/bin"
 MODES = ("minimal", "standard", "maximum")
@@ -80,10 +88,6 @@ def interleaved_ms(fns: dict, runs: int) -> tuple[dict[str, list[float]], dict[s
         for name in samples:
             samples[name].append(fns[name]() * 1000)
     return {name: sorted(values) for name, values in samples.items()}, failed
-
-
-def median_ms(fn, runs: int) -> float:
-    return statistics.median(sample_ms(fn, runs))
 
 
 def p95(values: list[float]) -> float:
@@ -231,32 +235,59 @@ class Bench:
                  self.row("iron hook network (whole hook)", hook, nft, "≤ 50 ms")])
 
     def section_engines(self):
-        if not shutil.which("podman"):
-            raise RuntimeError("podman not found")
-        image = "localhost/iron-bench:latest"
+        """`run --rm IMAGE true` through each engine: crun vs iron, interleaved."""
         tar = os.path.join(self.work, "rootfs.tar")
         subprocess.run(["tar", "-C", self.rootfs, "-cf", tar, "."], check=True)
-        subprocess.run(["podman", "import", "-q", "--change", 'CMD ["/bin/sh"]', tar, image], check=True,
+        return [self.engine_table("podman", self.podman_runner, "podman run --rm IMAGE true", tar),
+                self.engine_table("docker", self.docker_runner, "docker run --rm --network none IMAGE true", tar)]
+
+    def engine_table(self, engine: str, runner, title: str, tar: str):
+        """One engine's table; an engine that is missing or does not start gets a row saying why."""
+        headers = [f"{title} (base crun)"] + self.HEAD
+        try:
+            with runner(tar) as run:
+                progress(f"engines: {engine} with {', '.join(ENGINE_RUNTIMES)} interleaved")
+                ms, failed = interleaved_ms({name: lambda name=name: run(name) for name in ENGINE_RUNTIMES}, self.runs)
+        except (RuntimeError, subprocess.CalledProcessError, OSError) as err:
+            progress(f"engines: {engine} not run: {err}")
+            return headers, [[engine, "not run", "", "", str(err)[:60]]]
+        if "crun" in failed:
+            raise RuntimeError(f"{engine} + crun: {failed['crun']}")
+        crun = ms.pop("crun")
+        rows = [self.row(f"{engine} + crun", crun, None)]
+        rows += [self.row(f"{engine} + {name}", ms[name], crun, ENGINE_RUNTIMES[name]) for name in ms]
+        return headers, rows + failed_rows({f"{engine} + {name}": why for name, why in failed.items()})
+
+    @contextmanager
+    def podman_runner(self, tar: str):
+        """Yields run(runtime name) → seconds, with the image imported into podman's default store."""
+        if not shutil.which("podman"):
+            raise RuntimeError("podman not installed")
+        subprocess.run(["podman", "import", "-q", "--change", 'CMD ["/bin/sh"]', tar, IMAGE], check=True,
                        stdout=subprocess.DEVNULL)
         try:
-            def run(runtime):
-                return timed(["podman", "--runtime", runtime, "run", "--rm", *ULIMITS, image, "true"])
-            runs = max(3, self.runs // 2)
-            progress("engines: podman run --rm with crun")
-            crun = sample_ms(lambda: run(shutil.which("crun")), runs)
-            rows = [self.row("podman + crun", crun, None)]
-            for mode in ("maximum", "standard"):
-                progress(f"engines: podman run --rm with iron-{mode}")
-                target = "≤ 1.10" if mode == "maximum" else "(info)"
-                try:
-                    rows.append(self.row(f"podman + iron-{mode}", sample_ms(lambda: run(f"{BIN}/iron-{mode}"), runs),
-                                         crun, target))
-                except RuntimeError as err:
-                    progress(f"engines: iron-{mode} failed: {err}")
-                    rows.append([f"podman + iron-{mode}", "FAILED", "", "", target])
+            yield lambda name: timed(["podman", "--runtime", runtime_path(name), "run", "--rm", *ULIMITS, IMAGE,
+                                      "true"])
         finally:
-            subprocess.run(["podman", "rmi", "-f", image], capture_output=True)
-        return ["podman run --rm IMAGE true (base crun)"] + self.HEAD, rows
+            subprocess.run(["podman", "rmi", "-f", IMAGE], capture_output=True)
+
+    @contextmanager
+    def docker_runner(self, tar: str):
+        """Yields run(runtime name) → seconds, through a dockerd that has the runtimes registered."""
+        if not shutil.which("docker"):
+            raise RuntimeError("docker CLI not installed")
+        with docker_env(os.path.join(self.work, "docker"), {n: runtime_path(n) for n in ENGINE_RUNTIMES}) as env:
+            subprocess.run(["docker", "import", "-c", 'CMD ["/bin/sh"]', tar, IMAGE], env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            try:
+                yield lambda name: timed(["docker", "run", "--rm", f"--runtime={name}", "--network", "none", IMAGE,
+                                          "true"], env=env)
+            finally:
+                subprocess.run(["docker", "rmi", "-f", IMAGE], env=env, capture_output=True)
+
+
+def runtime_path(name: str) -> str:
+    return shutil.which("crun") if name == "crun" else f"{BIN}/{name}"
 
 
 SECTIONS = ("passthrough", "lifecycle", "seccomp", "landlock", "hook", "engines")
