@@ -20,8 +20,8 @@ metadata address are dropped before the allow rules unless an entry names them.
 
 from __future__ import annotations
 
-import ipaddress
-
+from iron.hooks import inet
+from iron.hooks.inet import Network
 from iron.oci.errors import IronError
 
 POLICIES = ("none", "allowlist")
@@ -31,15 +31,14 @@ ENTRY_FORMS = ("a CIDR or address, optionally with :PORT or :PORT/udp, "
 
 # Dropped ahead of every allow rule unless an entry lies inside them (the metadata
 # address counts as listed only when an entry is that very address).
-METADATA = ipaddress.ip_network("169.254.169.254/32")
+METADATA = inet.ip_network("169.254.169.254/32")
 SPECIAL = (
     (METADATA, "cloud metadata address"),
-    (ipaddress.ip_network("169.254.0.0/16"), "IPv4 link-local"),
-    (ipaddress.ip_network("fe80::/10"), "IPv6 link-local"),
+    (inet.ip_network("169.254.0.0/16"), "IPv4 link-local"),
+    (inet.ip_network("fe80::/10"), "IPv6 link-local"),
 )
 
 _TABLE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
-_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class _Record:
@@ -79,7 +78,7 @@ class Allow(_Record):
 
 
 class NetworkPolicy(_Record):
-    """A validated network section: policy, allow (Allow, ...), dns (addresses), inbound (ports)."""
+    """A validated network section: policy, allow (Allow, ...), dns (host Networks), inbound (ports)."""
 
     __slots__ = ("policy", "allow", "dns", "inbound")
 
@@ -108,7 +107,7 @@ def parse_allow(entry: object, field: str) -> Allow:
     try:
         if "%" in host:
             raise ValueError("zone ids such as %eth0 are not allowed")
-        network = ipaddress.ip_network(host, strict=True)
+        network = inet.ip_network(host)
     except ValueError as err:
         raise IronError(f"invalid network address ({err})", field=field, expected=ENTRY_FORMS,
                         got=entry) from err
@@ -187,7 +186,7 @@ def _allowlist_rules(net: NetworkPolicy) -> tuple[list[str], list[str]]:
         output_rules.append(nd_out)
     output_rules += _special_drops(net.allow)
     for family, version in (("ip", 4), ("ip6", 6)):
-        resolvers = [str(r) for r in net.dns if r.version == version]
+        resolvers = [r.address for r in net.dns if r.version == version]
         if resolvers:
             output_rules.append(f"{family} daddr {_set(resolvers)} meta l4proto {{ tcp, udp }} "
                                 f'th dport 53 accept comment "network.dns"')
@@ -222,8 +221,8 @@ def _chain(name: str, rules: list[str]) -> list[str]:
             "\t}"]
 
 
-def _addr(network: _Network) -> str:
-    return str(network.network_address) if network.prefixlen == network.max_prefixlen else str(network)
+def _addr(network: Network) -> str:
+    return network.address if network.prefixlen == network.max_prefixlen else str(network)
 
 
 def _set(items) -> str:
@@ -249,11 +248,11 @@ def _port(value: object, field: str, entry: object) -> int:
     return value
 
 
-def _resolver(value: object, field: str):
+def _resolver(value: object, field: str) -> Network:
     try:
         if not isinstance(value, str) or "%" in value:
             raise ValueError("not a plain address")
-        return ipaddress.ip_address(value.strip())
+        return inet.ip_address(value.strip())
     except ValueError as err:
         raise IronError("invalid DNS resolver", field=field,
                         expected="an IPv4 or IPv6 address, e.g. 203.0.113.53", got=value) from err

@@ -412,7 +412,7 @@ def test_hook_imports_stay_light(tmp_path):
     code, *loaded = done.stdout.split()
     assert code == "1" and "host network namespace" in done.stderr
     for heavy in ("pyroute2", "click", "jsonschema", "psutil", "iron.shim", "argparse", "subprocess",
-                  "socket", "dataclasses", "typing", "inspect"):
+                  "socket", "dataclasses", "typing", "inspect", "ipaddress"):
         assert not any(m == heavy or m.startswith(heavy + ".") for m in loaded), heavy
 
 
