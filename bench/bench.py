@@ -3,15 +3,17 @@
 
     bench/bench.py [--quick] [--runs N] [SECTION…]
 
-Sections: passthrough, lifecycle, seccomp, landlock, hook, engines (default: all). Run as
-root after install.sh. Numbers are wall-clock medians and p95 over N runs after one
+Sections: passthrough, lifecycle, seccomp, landlock, hook, throughput, engines (default:
+all). Run as root after install.sh. Numbers are wall-clock medians and p95 over N runs after one
 warm-up; progress goes to stderr, tables to stdout. lifecycle (crun, runc, iron per mode)
 and engines (podman and docker, crun vs iron) interleave their runtimes run by run. docker
 uses the running dockerd if it has the runtimes registered, else starts a private one
 (bench/dockerd.py) and stops it afterwards. The seccomp and Landlock loops time themselves
 inside the container (bench/loops.c, built static here), interleaving runs with and without
-the layer. Not covered yet: TCP throughput through the network ruleset, and a maximum start
-with vs without the hook (the hook is timed directly).
+the layer. throughput sends TCP streams to a sink from two identical network namespaces of
+its own over veth pairs, one with iron's ruleset loaded by the real hook, alternating
+(bench/streams.py, bench/tcp.c). Not covered yet: a maximum start with vs without the hook
+(the hook is timed directly).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from iron.shim.bundlekit import build_rootfs, make_bundle  # noqa: E402
 from iron.shim.table import render  # noqa: E402
 
 from dockerd import docker_env  # noqa: E402  (bench/ is on sys.path when run as a script)
+from streams import StreamHosts  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HELPER = "/usr/local/lib/iron/iron-landlock"
@@ -46,6 +49,7 @@ ENGINE_RUNTIMES = {"crun": "", "iron-maximum": "≤ 1.10", "iron-standard": "(in
 BIN = "/usr/local/bin"
 MODES = ("minimal", "standard", "maximum")
 LIFECYCLE_TARGETS = {"iron-minimal": "≤ 1.6"}
+STREAM_MIB = 400
 
 
 def timed(argv: list[str], **kw) -> float:
@@ -234,6 +238,28 @@ class Bench:
                 [self.row("nft list ruleset in the netns (floor)", nft, None),
                  self.row("iron hook network (whole hook)", hook, nft, "≤ 50 ms")])
 
+    def section_throughput(self):
+        """An allowed TCP stream out of a container-like netns, without and with iron's ruleset.
+
+        Rounds alternate which goes first, so a drift in host load hits both alike; the
+        first round warms up (ARP, the sink's first accepts)."""
+        tcp = os.path.join(self.work, "tcp")
+        subprocess.run(["gcc", "-O2", "-static", "-o", tcp, os.path.join(HERE, "tcp.c")], check=True)
+        rates: dict[bool, list[float]] = {False: [], True: []}
+        with StreamHosts(tcp) as hosts:
+            progress(f"throughput: {STREAM_MIB} MiB streams over veth pairs, without and with the ruleset")
+            for round_ in range(self.runs + 1):
+                for filtered in (False, True) if round_ % 2 else (True, False):
+                    rate = hosts.stream_mb_s(STREAM_MIB, ruleset=filtered)
+                    if round_:
+                        rates[filtered].append(rate)
+        base = statistics.median(rates[False])
+        rows = [[name, f"{statistics.median(r):.0f}", f"{min(r):.0f}", f"{statistics.median(r) / base:.2f}", target]
+                for name, r, target in (("no ruleset", rates[False], ""),
+                                        ("iron ruleset (allowlist: the sink)", rates[True], "(info)"))]
+        return [f"TCP stream, {STREAM_MIB} MiB (base: no ruleset)", "median MB/s", "min MB/s", "× base",
+                "target"], rows
+
     def section_engines(self):
         """`run --rm IMAGE true` through each engine: crun vs iron, interleaved."""
         tar = os.path.join(self.work, "rootfs.tar")
@@ -290,7 +316,7 @@ def runtime_path(name: str) -> str:
     return shutil.which("crun") if name == "crun" else f"{BIN}/{name}"
 
 
-SECTIONS = ("passthrough", "lifecycle", "seccomp", "landlock", "hook", "engines")
+SECTIONS = ("passthrough", "lifecycle", "seccomp", "landlock", "hook", "throughput", "engines")
 
 
 def main() -> int:
