@@ -6,10 +6,10 @@ directory): a crash or a full disk leaves the old file or the new one, never a m
 
 from __future__ import annotations
 
-import json
 import os
 
 from .errors import IronError
+from .jsonio import dumps as json_dumps, loads
 
 
 def bundle_dir(path: str) -> str:
@@ -42,7 +42,7 @@ def read_json(path: str, what: str) -> tuple[bytes, dict]:
     if not raw.strip():
         raise IronError(f"{what} is empty", file=path, expected="a JSON object")
     try:
-        value = json.loads(raw)
+        value = loads(raw)
     except ValueError as err:
         raise IronError(f"{what} is not valid JSON: {err}", file=path) from err
     if not isinstance(value, dict):
@@ -58,7 +58,7 @@ def read_config(bundle: str) -> tuple[str, bytes, dict]:
 
 
 def dumps(value: dict) -> bytes:
-    return json.dumps(value, indent=2).encode() + b"\n"
+    return json_dumps(value).encode() + b"\n"
 
 
 def write_atomic(path: str, data: bytes) -> None:

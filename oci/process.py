@@ -14,13 +14,13 @@ the host's pid or ipc namespace, bind-mounting the host's control files (runtime
 
 from __future__ import annotations
 
-import copy
 import os
 import posixpath
 
 from .context import Context
 from .decision import Decision
 from .errors import IronError, Refused
+from .jsonio import copy_tree
 from .units import parse_size
 
 LAYER = "process"
@@ -56,7 +56,7 @@ def apply(spec: dict, section: dict | None, ctx: Context) -> tuple[dict, list[De
     if section is None:
         return spec, []
     sec = _check_section(section)
-    spec = copy.deepcopy(spec)
+    spec = copy_tree(spec)
     _require_dict(spec, "linux")
     refuse = sec.get("hostAccess", "allow") == "refuse"
     decisions: list[Decision] = []
@@ -85,7 +85,7 @@ def apply_exec(process: dict, section: dict | None, ctx: Context) -> tuple[dict,
     if not isinstance(process, dict):
         raise IronError("the exec process must be an object", field="process",
                         expected="an object", got=process)
-    process = copy.deepcopy(process)
+    process = copy_tree(process)
     if sec.get("hostAccess") == "refuse" and "CAP_SYS_ADMIN" in _requested_caps(process):
         raise Refused(f"a privileged exec (CAP_SYS_ADMIN) is refused in mode `{ctx.mode}`",
                       field="process.capabilities", hint="drop --privileged from the exec")
@@ -194,7 +194,7 @@ def _cpu(resources: dict, cpus: float) -> list[Decision]:
     want = max(1000, int(cpus * period))
     if quota is not None and 0 < quota <= want:
         return []
-    before = copy.deepcopy(cpu)
+    before = copy_tree(cpu)
     cpu["quota"] = want
     cpu["period"] = period
     return [_decision("linux.resources.cpu", before, dict(cpu), f"at most {cpus} CPUs")]
@@ -308,7 +308,7 @@ def _rlimits(process: dict, sec: dict, prefix: str) -> list[Decision]:
     if not isinstance(rlimits, list) or not all(isinstance(r, dict) for r in rlimits):
         raise IronError("must be a list of objects", field=field,
                         expected="a list such as [{\"type\": \"RLIMIT_NOFILE\", ...}]", got=rlimits)
-    before = copy.deepcopy(rlimits)
+    before = copy_tree(rlimits)
     caps = {"RLIMIT_CORE": 0}       # no core dumps: they write memory to the host's disk
     nofile = (sec.get("limits") or {}).get("nofile")
     if nofile is not None:
@@ -325,7 +325,7 @@ def _rlimits(process: dict, sec: dict, prefix: str) -> list[Decision]:
     if rlimits == before and process.get("rlimits") is not None:
         return []
     process["rlimits"] = rlimits
-    return [_decision(field, before, copy.deepcopy(rlimits),
+    return [_decision(field, before, copy_tree(rlimits),
                       "no core dumps; open files capped by the profile")]
 
 
@@ -421,4 +421,4 @@ def _int_field(obj: dict, key: str, field: str) -> int | None:
 
 
 def _decision(field: str, before, after, reason: str) -> Decision:
-    return Decision(LAYER, field, copy.deepcopy(before), copy.deepcopy(after), reason)
+    return Decision(LAYER, field, copy_tree(before), copy_tree(after), reason)

@@ -4,25 +4,24 @@ Built-in profiles live in the package (profiles/); operators add their own in
 /etc/iron/profiles/NAME.json. A profile's rank is that of the built-in mode at the
 nearest built-in in its `extends` chain, so a custom profile ranks as the mode it builds on.
 Schema validation imports jsonschema (slow), so a file that passed once is remembered
-by the sha256 of its bytes.
+by the sha256 of its bytes. Paths are plain strings: pathlib's import costs milliseconds
+on every create.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from pathlib import Path
 
 from .errors import IronError
+from .jsonio import loads
 
 MODES = ("minimal", "standard", "maximum")
 SCHEMA_FILE = "profile.schema.json"
 
 
-def _builtin_dir() -> Path:
+def _builtin_dir() -> str:
     import iron.profiles
-    return Path(iron.profiles.__file__).resolve().parent
+    return os.path.dirname(os.path.realpath(iron.profiles.__file__))
 
 
 class Profile:
@@ -49,47 +48,47 @@ class Profile:
 
 class Loader:
     def __init__(self, user_dir: str = "/etc/iron/profiles", cache_dir: str | None = None):
-        self.user_dir = Path(user_dir)
+        self.user_dir = str(user_dir)
         self.builtin = _builtin_dir()
-        self.cache_dir = Path(cache_dir or os.environ.get("IRON_CACHE_DIR", "/var/cache/iron"))
+        self.cache_dir = str(cache_dir or os.environ.get("IRON_CACHE_DIR", "/var/cache/iron"))
 
-    def path_of(self, name: str, field: str = "mode") -> Path:
+    def path_of(self, name: str, field: str = "mode") -> str:
         if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
             raise IronError("invalid profile name", field=field, expected="a profile name", got=name)
         for folder in (self.builtin, self.user_dir):   # built-ins cannot be shadowed
-            candidate = folder / f"{name}.json"
-            if candidate.is_file():
+            candidate = os.path.join(folder, f"{name}.json")
+            if os.path.isfile(candidate):
                 return candidate
         known = ", ".join(self.names())
         raise IronError(f"unknown mode `{name}`", field=field, expected=f"one of {known}")
 
     def names(self) -> list[str]:
-        found = {p.stem for p in self.builtin.glob("*.json") if p.name != SCHEMA_FILE}
-        if self.user_dir.is_dir():
-            found |= {p.stem for p in self.user_dir.glob("*.json")}
+        found = {f[:-5] for f in os.listdir(self.builtin) if f.endswith(".json") and f != SCHEMA_FILE}
+        if os.path.isdir(self.user_dir):
+            found |= {f[:-5] for f in os.listdir(self.user_dir) if f.endswith(".json")}
         return sorted(found, key=lambda n: (MODES.index(n) if n in MODES else len(MODES), n))
 
     def load(self, name: str, field: str = "mode") -> Profile:
         return self.load_file(self.path_of(name, field))
 
-    def load_file(self, path: Path) -> Profile:
-        chain: list[tuple[Path, dict]] = []
+    def load_file(self, path: str) -> Profile:
+        chain: list[tuple[str, dict]] = []
         seen: list[str] = []
-        current: Path | None = Path(path)
+        current: str | None = str(path)
         while current is not None:
             raw = _read(current)
             doc = _parse(current, raw)
             self._validate(current, raw, doc)
             name = doc["name"]
             if name in seen:
-                raise IronError("circular `extends`: " + " → ".join([*seen, name]), file=str(current),
+                raise IronError("circular `extends`: " + " → ".join([*seen, name]), file=current,
                                 field="extends")
             seen.append(name)
-            chain.append((current, _absolute_paths(doc, current.parent)))
+            chain.append((current, _absolute_paths(doc, os.path.dirname(current))))
             parent = doc.get("extends")
             if parent is None:
-                if name not in MODES or current.parent != self.builtin:
-                    raise IronError("a profile must extend a built-in mode", file=str(current),
+                if name not in MODES or os.path.dirname(current) != self.builtin:
+                    raise IronError("a profile must extend a built-in mode", file=current,
                                     field="extends", expected="one of " + ", ".join(MODES))
                 current = None
             else:
@@ -99,28 +98,38 @@ class Loader:
             data = _merge(data, doc)
         data.pop("extends", None)
         data["name"] = chain[0][1]["name"]
-        base = next(doc["name"] for p, doc in chain if p.parent == self.builtin and doc["name"] in MODES)
-        return Profile(data["name"], data, tuple(str(p) for p, _ in chain), base)
+        base = next(doc["name"] for p, doc in chain
+                    if os.path.dirname(p) == self.builtin and doc["name"] in MODES)
+        return Profile(data["name"], data, tuple(p for p, _ in chain), base)
 
-    def _validate(self, path: Path, raw: bytes, doc: dict) -> None:
-        digest = hashlib.sha256(raw).hexdigest()
-        stamp = self.cache_dir / "profiles-valid" / digest
-        if stamp.exists():
+    def _validate(self, path: str, raw: bytes, doc: dict) -> None:
+        stamps = os.path.join(self.cache_dir, "profiles-valid")
+        stamp = os.path.join(stamps, _sha256(raw))
+        if os.path.exists(stamp):
             return
-        errors = schema_errors(doc, self.builtin / SCHEMA_FILE)
+        errors = schema_errors(doc, os.path.join(self.builtin, SCHEMA_FILE))
         if errors:
-            raise errors[0].within(str(path))
-        _check_values(doc, str(path))
+            raise errors[0].within(path)
+        _check_values(doc, path)
         try:
-            stamp.parent.mkdir(parents=True, exist_ok=True)
-            stamp.touch()
+            os.makedirs(stamps, exist_ok=True)
+            os.close(os.open(stamp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
         except OSError:
             pass
 
 
-def schema_errors(doc: dict, schema_path: Path) -> list[IronError]:
+def _sha256(raw: bytes) -> str:
+    try:
+        from _sha256 import sha256     # hashlib loads OpenSSL first: ~5 ms
+    except ImportError:
+        from hashlib import sha256
+    return sha256(raw).hexdigest()
+
+
+def schema_errors(doc: dict, schema_path: str) -> list[IronError]:
     import jsonschema
-    schema = json.loads(schema_path.read_text())
+    with open(schema_path, "rb") as f:
+        schema = loads(f.read())
     validator = jsonschema.Draft202012Validator(schema)
     out = []
     for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
@@ -149,30 +158,31 @@ def _json_path(parts) -> str:
     return out
 
 
-def _read(path: Path) -> bytes:
+def _read(path: str) -> bytes:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as f:
+            return f.read()
     except OSError as err:
-        raise IronError(f"cannot read profile: {err.strerror}", file=str(path)) from err
+        raise IronError(f"cannot read profile: {err.strerror}", file=path) from err
 
 
-def _parse(path: Path, raw: bytes) -> dict:
+def _parse(path: str, raw: bytes) -> dict:
     try:
-        doc = json.loads(raw)
+        doc = loads(raw)
     except ValueError as err:
-        raise IronError(f"profile is not valid JSON: {err}", file=str(path)) from err
+        raise IronError(f"profile is not valid JSON: {err}", file=path) from err
     if not isinstance(doc, dict):
-        raise IronError("profile is not a JSON object", file=str(path), expected="a JSON object")
+        raise IronError("profile is not a JSON object", file=path, expected="a JSON object")
     return doc
 
 
-def _absolute_paths(doc: dict, folder: Path) -> dict:
+def _absolute_paths(doc: dict, folder: str) -> dict:
     """Profile-relative file references become absolute, relative to the file that named them."""
     syscall = doc.get("syscall")
     if isinstance(syscall, dict) and isinstance(syscall.get("seccomp"), str):
         seccomp = syscall["seccomp"]
         if not os.path.isabs(seccomp):
-            doc = {**doc, "syscall": {**syscall, "seccomp": str(folder / seccomp)}}
+            doc = {**doc, "syscall": {**syscall, "seccomp": os.path.join(folder, seccomp)}}
     return doc
 
 

@@ -5,12 +5,24 @@ Units are binary (K = KiB = 1024), as Docker's and podman's `--memory` read them
 
 from __future__ import annotations
 
-import re
-
 from .errors import IronError
 
 _SHIFT = {"": 0, "B": 0, "K": 10, "M": 20, "G": 30, "T": 40}
-_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(?:([KMGTkmgt])(?:i?B)?|B)?\s*$")
+_UNITS = "KMGTkmgt"
+
+
+def _parse_text(text: str) -> int | None:
+    """``2GiB`` → 2 << 30; None when it is not a size (no regex: `re` costs ms per create)."""
+    text = text.strip()
+    digits = len(text) - len(text.lstrip("0123456789."))
+    number, suffix = text[:digits], text[digits:].lstrip()
+    whole, _, fraction = number.partition(".")
+    if not whole.isdigit() or (fraction and not fraction.isdigit()) or number.endswith("."):
+        return None
+    unit = suffix[:1]
+    if suffix not in ("", "B") and (unit not in _UNITS or suffix[1:] not in ("", "B", "iB")):
+        return None
+    return int(float(number) * (1 << _SHIFT[unit.upper() if unit in _UNITS else ""]))
 
 
 def parse_size(value: object, field: str) -> int:
@@ -18,11 +30,10 @@ def parse_size(value: object, field: str) -> int:
     if type(value) is int:
         size = value
     else:
-        m = _SIZE.match(value) if isinstance(value, str) else None
-        if not m:
+        size = _parse_text(value) if isinstance(value, str) else None
+        if size is None:
             raise IronError("bad size", field=field,
                             expected="bytes or a size such as `2GiB` or `512M`", got=value)
-        size = int(float(m.group(1)) * (1 << _SHIFT[(m.group(2) or "").upper()]))
     if size <= 0:
         raise IronError("bad size", field=field, expected="a positive size", got=value)
     return size

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -11,7 +10,8 @@ import time
 def record(cfg, mode: str | None, entry: dict) -> None:
     """Append ``entry``. If that fails: fail closed for maximum (or when configured), else warn."""
     entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **entry}
-    line = (json.dumps(entry, default=str, separators=(",", ":")) + "\n").encode()
+    from iron.oci.jsonio import dumps
+    line = (dumps(entry, default=str, compact=True) + "\n").encode()
     path = cfg.audit_log
     try:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

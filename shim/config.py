@@ -59,8 +59,8 @@ def load(path: str) -> Config:
     if cached is not None:
         return Config(path, cached)
     values = _parse(path, raw)
-    import json
-    _write_cache(os.path.join(CACHE_DIR, "config.cache"), f"{key}\n{json.dumps(values)}")
+    from iron.oci.jsonio import dumps
+    write_cache(os.path.join(CACHE_DIR, "config.cache"), f"{key}\n{dumps(values)}")
     return Config(path, values)
 
 
@@ -73,9 +73,9 @@ def _cached_values(key: str) -> dict | None:
         return None
     if cached_key != key:
         return None
-    import json
+    from iron.oci.jsonio import loads
     try:
-        values = json.loads(text)
+        values = loads(text)
     except ValueError:
         return None
     return values if isinstance(values, dict) else None
@@ -117,7 +117,7 @@ def runtime_path(path: str) -> str:
     except (OSError, ValueError):
         pass
     runtime = load(path).runtime
-    _write_cache(cache, f"{key}\n{runtime}")
+    write_cache(cache, f"{key}\n{runtime}")
     return runtime or find_on_path("crun")
 
 
@@ -129,7 +129,7 @@ def find_on_path(name: str) -> str:
     return ""
 
 
-def _write_cache(path: str, text: str) -> None:
+def write_cache(path: str, text: str) -> None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}"

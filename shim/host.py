@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 
 from iron.oci.context import HostFacts
 from iron.shim import config as config_mod
@@ -13,7 +12,22 @@ LANDLOCK_CREATE_RULESET_VERSION = 1
 
 
 def landlock_abi() -> int:
-    """The kernel's Landlock ABI version, 0 when Landlock is missing or disabled."""
+    """The kernel's Landlock ABI version, 0 when Landlock is missing or disabled.
+
+    Remembered per boot in /run/iron: it cannot change without a reboot, and ctypes costs
+    ~5 ms of every maximum create."""
+    cache = os.path.join(config_mod.CACHE_DIR, "landlock-abi")
+    boot = _read("/proc/sys/kernel/random/boot_id").strip()
+    cached = _read(cache).split()
+    if boot and len(cached) == 2 and cached[0] == boot and cached[1].isdigit():
+        return int(cached[1])
+    abi = _probe_landlock_abi()
+    if boot:
+        config_mod.write_cache(cache, f"{boot} {abi}\n")
+    return abi
+
+
+def _probe_landlock_abi() -> int:
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
@@ -26,10 +40,13 @@ def seccomp_available() -> bool:
     return os.path.exists("/proc/sys/kernel/seccomp/actions_avail")
 
 
-def probe(cfg) -> HostFacts:
+def probe(cfg, layers: list[str] | None = None) -> HostFacts:
+    """Facts for ``layers`` (all when None); Landlock is asked only when a layer uses it."""
     helper = cfg.landlock_helper if os.access(cfg.landlock_helper, os.X_OK) else None
+    landlock = layers is None or "filesystem" in layers or "network" in layers
     return HostFacts(kernel=os.uname().release, arch=os.uname().machine, seccomp=seccomp_available(),
-                     landlock_abi=landlock_abi(), nft=config_mod.find_on_path("nft") or None,
+                     landlock_abi=landlock_abi() if landlock else 0,
+                     nft=config_mod.find_on_path("nft") or None,
                      landlock_helper=helper, namespaces=own_namespaces())
 
 
@@ -56,6 +73,7 @@ def cgroup_layout() -> tuple[str, list[str]]:
 
 
 def crun_version(runtime: str) -> str:
+    import re
     import subprocess
     try:
         out = subprocess.run([runtime, "--version"], capture_output=True, text=True, timeout=10).stdout

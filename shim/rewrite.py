@@ -6,7 +6,6 @@ succeeded, and crun is never called after a failure.
 
 from __future__ import annotations
 
-import json
 import os
 
 from iron.oci import bundle, pipeline
@@ -43,10 +42,9 @@ def context_for(profile, cfg, facts, annotations: dict) -> Context:
                    annotations=dict(annotations))
 
 
-def loader_root():
-    from pathlib import Path
+def loader_root() -> str:
     import iron.profiles
-    return Path(iron.profiles.__file__).resolve().parent
+    return os.path.dirname(os.path.realpath(iron.profiles.__file__))
 
 
 def _iron_exe() -> str:
@@ -59,7 +57,7 @@ def _iron_exe() -> str:
 
 
 def _preflight(profile, cfg, runtime: str):
-    facts = host.probe(cfg)
+    facts = host.probe(cfg, profile.layers())
     min_abi = ((profile.data.get("filesystem") or {}).get("landlock") or {}).get("minAbi", 1)
     problems = host.blockers(profile.layers(), facts, runtime, min_abi)
     if problems:
@@ -165,7 +163,8 @@ def _container_spec(runtime: str, parsed, container_id: str) -> dict:
         detail = (out.stderr.strip().splitlines() or ["no such container"])[-1]
         raise IronError(f"cannot find container `{container_id}`: {detail}")
     try:
-        bundle_path = json.loads(out.stdout)["bundle"]
+        from iron.oci.jsonio import loads
+        bundle_path = loads(out.stdout)["bundle"]
     except (ValueError, KeyError) as err:
         raise IronError(f"crun state for `{container_id}` has no bundle") from err
     _, _, spec = bundle.read_config(bundle_path)

@@ -36,7 +36,7 @@ STANDARD_DROPS = ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_MODULE", "CAP_SYS_
 
 
 def ctx(mode: str = "standard", **host) -> Context:
-    return Context(mode=mode, profiles_root=Loader("/nonexistent").path_of("minimal").parent,
+    return Context(mode=mode, profiles_root=os.path.dirname(Loader("/nonexistent").path_of("minimal")),
                    host=HostFacts(**host))
 
 
