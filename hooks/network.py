@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import sys
 
+from iron.oci.jsonio import loads
+
 PREFIX = "iron hook network: "
 USAGE = "usage: iron hook network --policy JSON  (OCI state JSON on stdin)"
 CLONE_NEWNET = 0x40000000
@@ -68,35 +70,6 @@ def run(policy_json: str, state_bytes: bytes) -> None:
         os.close(fd)
     loopback_up()
     load_ruleset(script)
-
-
-class _JsonContext:
-    """The settings the C scanner reads, as json.JSONDecoder's defaults give them."""
-    strict = True
-    object_hook = object_pairs_hook = None
-    parse_float = parse_constant = float
-    parse_int = int
-    memo: dict = {}
-
-
-def loads(text: str):
-    """json.loads without importing the json package on success.
-
-    Anything the fast path does not accept goes to json.loads itself, so errors (a
-    ValueError) read exactly as json's.
-    """
-    from _json import make_scanner
-
-    start = len(text) - len(text.lstrip(" \t\n\r"))
-    try:
-        value, end = make_scanner(_JsonContext)(text, start)
-        if not text[end:].strip(" \t\n\r"):
-            return value
-    except Exception:                             # noqa: BLE001 - json.loads below says what
-        pass
-    import json
-
-    return json.loads(text)
 
 
 def container_pid(state_bytes: bytes) -> int:

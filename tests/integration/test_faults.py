@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -120,17 +121,24 @@ def test_landlock_helper_missing(fault):
     fault.no_leftovers()
 
 
-def test_network_hook_failing(fault, tmp_path):
-    """nft that fails inside the hook: crun's create fails, naming the hook, and crun removes
-    what it built. (crun 1.8 does not pass the hook's own stderr on.)"""
+def test_network_hook_failing(fault):
+    """The hook fails inside crun's create: crun's create fails, naming the hook, and crun
+    removes what it built. The delegate is crun behind a wrapper that hands the hook a
+    destination the ruleset cannot hold, as a corrupted or hostile edit of config.json
+    would. (crun 1.8 does not pass the hook's own stderr on.)"""
     require(os.path.exists("/usr/bin/crun"), "crun not installed")
-    fake_bin = tmp_path / "fake-bin"
-    fake_bin.mkdir()
-    _script(fake_bin / "nft", 'echo "nft: Error: fake failure" >&2\nexit 1\n')
+    corrupt = ("import json, sys; p = sys.argv[1]; s = json.load(open(p)); "
+               "h = s['hooks']['createRuntime'][0]; i = h['args'].index('--policy'); "
+               "h['args'][i + 1] = json.dumps({'policy': 'allowlist', 'allow': ['999.1.2.3:80']}); "
+               "json.dump(s, open(p, 'w'))")
+    wrapper = _script(fault.tmp / "corrupting-crun",
+                      'for a; do case "$prev" in -b|--bundle) b=$a;; esac; prev=$a; done\n'
+                      f'{sys.executable} -c "{corrupt}" "$b/config.json" || exit 99\n'
+                      'exec /usr/bin/crun "$@"\n')
+    fault.config(runtime=wrapper)
     bundle = fault.bundle(["sleep", "60"])
     cid = fault.runtime.new_id()
-    out = fault.iron("maximum", "create", "-b", str(bundle), cid,
-                     env={"PATH": f"{fake_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}"})
+    out = fault.iron("maximum", "create", "-b", str(bundle), cid)
     _one_line(out, "error executing hook `/usr/local/bin/iron`")
     fault.no_leftovers()
 
