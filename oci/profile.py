@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from .digest import sha256_hex
 from .errors import IronError
 from .jsonio import loads
 
@@ -104,7 +105,7 @@ class Loader:
 
     def _validate(self, path: str, raw: bytes, doc: dict) -> None:
         stamps = os.path.join(self.cache_dir, "profiles-valid")
-        stamp = os.path.join(stamps, _sha256(raw))
+        stamp = os.path.join(stamps, sha256_hex(raw))
         if os.path.exists(stamp):
             return
         errors = schema_errors(doc, os.path.join(self.builtin, SCHEMA_FILE))
@@ -117,13 +118,6 @@ class Loader:
         except OSError:
             pass
 
-
-def _sha256(raw: bytes) -> str:
-    try:
-        from _sha256 import sha256     # hashlib loads OpenSSL first: ~5 ms
-    except ImportError:
-        from hashlib import sha256
-    return sha256(raw).hexdigest()
 
 
 def schema_errors(doc: dict, schema_path: str) -> list[IronError]:

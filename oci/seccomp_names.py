@@ -18,13 +18,11 @@ unwritable directory is skipped and a corrupt entry is rendered again and rewrit
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import tempfile
-from pathlib import Path
 
+from .digest import sha256_hex
 from .errors import IronError
+from .jsonio import dumps, loads
 
 ACTIONS = frozenset({
     "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
@@ -197,24 +195,24 @@ def libseccomp_version() -> str:
     return f"{v.major}.{v.minor}.{v.micro}"
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("IRON_CACHE_DIR") or "/var/cache/iron") / "seccomp"
+def cache_dir() -> str:
+    return os.path.join(os.environ.get("IRON_CACHE_DIR") or "/var/cache/iron", "seccomp")
 
 
-def load_seccomp_profile(path: Path, arch: str) -> dict:
+def load_seccomp_profile(path, arch: str) -> dict:
     """The profile at ``path``, validated and rendered for ``arch``; cached across calls."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise IronError(f"cannot read seccomp profile: {e.strerror}", file=str(path)) from e
-    key = hashlib.sha256(b"\0".join(
-        [data, libseccomp_version().encode(), scmp_arch(arch).encode()])).hexdigest()
-    entry = cache_dir() / f"{key}.json"
+    key = sha256_hex(b"\0".join([data, libseccomp_version().encode(), scmp_arch(arch).encode()]))
+    entry = os.path.join(cache_dir(), f"{key}.json")
     cached = _read_cache(entry, key)
     if cached is not None:
         return cached
     try:
-        profile = json.loads(data)
+        profile = loads(data)
     except ValueError as e:
         raise IronError(f"invalid JSON: {e}", file=str(path)) from e
     rendered = render(profile, str(path), arch)
@@ -222,9 +220,10 @@ def load_seccomp_profile(path: Path, arch: str) -> dict:
     return rendered
 
 
-def _read_cache(entry: Path, key: str) -> dict | None:
+def _read_cache(entry: str, key: str) -> dict | None:
     try:
-        doc = json.loads(entry.read_bytes())
+        with open(entry, "rb") as f:
+            doc = loads(f.read())
         if doc.get("key") != key:
             return None
         check_shape(doc["profile"], str(entry))
@@ -233,13 +232,14 @@ def _read_cache(entry: Path, key: str) -> dict | None:
         return None   # missing or corrupt: render again and overwrite
 
 
-def _write_cache(entry: Path, doc: dict) -> None:
+def _write_cache(entry: str, doc: dict) -> None:
     tmp = None
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".json")
+        os.makedirs(os.path.dirname(entry), exist_ok=True)
+        tmp = f"{entry}.tmp-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, sort_keys=True)
+            f.write(dumps(doc))
         os.replace(tmp, entry)
         tmp = None
     except OSError:
