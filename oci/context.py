@@ -6,7 +6,7 @@ Plain classes, not dataclasses: importing dataclasses costs ~15 ms of every crea
 from __future__ import annotations
 
 
-class _Record:
+class Record:
     """Keyword construction with defaults, equality and repr over ``__slots__``; treat as frozen."""
 
     __slots__ = ()
@@ -30,11 +30,14 @@ class _Record:
     def __repr__(self):
         return f"{type(self).__name__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
+    def __hash__(self):
+        return hash(tuple(getattr(self, n) for n in self.__slots__))
+
     def replace(self, **changes):
         return type(self)(**{**{n: getattr(self, n) for n in self.__slots__}, **changes})
 
 
-class HostFacts(_Record):
+class HostFacts(Record):
     """What preflight learned about the host. Modifiers receive data, never probe the host."""
 
     __slots__ = ("kernel", "arch", "seccomp", "landlock_abi", "nft", "landlock_helper", "namespaces")
@@ -45,7 +48,7 @@ class HostFacts(_Record):
                  "namespaces": {}}           # type → "dev:ino" of iron's own namespaces
 
 
-class Policy(_Record):
+class Policy(Record):
     """Operator settings from /etc/iron/config.toml that widen what annotations may do."""
 
     __slots__ = ("allow_annotation_lower", "allow_fs_write_annotation", "allow_network_annotation",
@@ -56,7 +59,7 @@ class Policy(_Record):
                  "iron_exe": "/usr/local/bin/iron"}
 
 
-class Context(_Record):
+class Context(Record):
     """``profiles_root``: the folder profile-relative files (seccomp/…) resolve against."""
 
     __slots__ = ("mode", "profiles_root", "host", "policy", "annotations")

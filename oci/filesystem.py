@@ -21,9 +21,8 @@ from __future__ import annotations
 import copy
 import posixpath
 import re
-from dataclasses import dataclass
 
-from .context import Context
+from .context import Context, Record
 from .decision import Decision
 from .errors import IronError, Refused
 from .units import parse_size
@@ -45,16 +44,15 @@ _SUFFIX_SHIFT = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40, "p": 50, "e": 60}
 _PAGE = 4096     # tmpfs nr_blocks unit; the smallest page size, so an estimate never grows
 
 
-@dataclass(frozen=True)
-class _Section:
-    """A validated ``filesystem`` profile section."""
+class _Section(Record):
+    """A validated ``filesystem`` profile section: ``min_abi`` None when it has no ``landlock``
+    part; ``write`` may hold "$CWD" and "$HOME"; ``tmpfs`` holds (destination, bytes)."""
 
-    min_abi: int | None             # None: the section has no ``landlock`` part
-    read: tuple[str, ...]
-    write: tuple[str, ...]          # may hold "$CWD" and "$HOME"
-    execute: tuple[str, ...]
-    devices: tuple[str, ...]
-    tmpfs: tuple[tuple[str, int], ...]   # (destination, bytes)
+    __slots__ = ("min_abi", "read", "write", "execute", "devices", "tmpfs")
+
+    def __init__(self, min_abi, read, write, execute, devices, tmpfs):
+        super().__init__(min_abi=min_abi, read=read, write=write, execute=execute, devices=devices,
+                         tmpfs=tmpfs)
 
 
 # ---------------------------------------------------------------------------- entry points

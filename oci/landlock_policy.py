@@ -7,8 +7,8 @@ may not contain ``:`` ``;`` or ``=``; profiles are checked for that when loaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 
+from .context import Record
 from .errors import IronError
 
 # Under /dev, which every runtime mounts as a fresh tmpfs: the mount point leaves no
@@ -20,17 +20,13 @@ _PATH_KEYS = {"r": "read", "w": "write", "x": "execute", "d": "devices"}
 _FORBIDDEN = set(":;=")
 
 
-@dataclass(frozen=True)
-class LandlockPolicy:
-    min_abi: int = 1
-    read: tuple[str, ...] = ()
-    write: tuple[str, ...] = ()
-    execute: tuple[str, ...] = ()
-    devices: tuple[str, ...] = ()
-    tcp_connect: tuple[int, ...] | None = None   # None: TCP connect not handled
-    tcp_bind: tuple[int, ...] | None = None
-    scope: bool = False
-    debug: bool = False
+class LandlockPolicy(Record):
+    """What the helper enforces. ``tcp_connect``/``tcp_bind`` None: that access is not handled."""
+
+    __slots__ = ("min_abi", "read", "write", "execute", "devices", "tcp_connect", "tcp_bind",
+                 "scope", "debug")
+    _defaults = {"min_abi": 1, "read": (), "write": (), "execute": (), "devices": (),
+                 "tcp_connect": None, "tcp_bind": None, "scope": False, "debug": False}
 
     def to_arg(self) -> str:
         fields = [f"abi={self.min_abi}"]
@@ -70,7 +66,7 @@ class LandlockPolicy:
         return cls(**values)
 
     def with_tcp(self, connect: tuple[int, ...] | None, bind: tuple[int, ...] | None) -> "LandlockPolicy":
-        return replace(self, tcp_connect=connect, tcp_bind=bind)
+        return self.replace(tcp_connect=connect, tcp_bind=bind)
 
     @property
     def handles_fs(self) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import replace
 
 from iron.hooks import nft_ruleset
 
@@ -202,9 +201,9 @@ def _landlock(spec: dict, net: nft_ruleset.NetworkPolicy, ctx: Context, *, mount
     if existing is None:
         policy = ll.LandlockPolicy(min_abi=LANDLOCK_NET_ABI, tcp_connect=connect, tcp_bind=bind)
     else:                            # keep the filesystem layer's fields; ports only ever narrow
-        policy = replace(existing.with_tcp(_narrow(existing.tcp_connect, connect),
-                                           _narrow(existing.tcp_bind, bind)),
-                         min_abi=max(existing.min_abi, LANDLOCK_NET_ABI))
+        policy = existing.with_tcp(_narrow(existing.tcp_connect, connect),
+                                   _narrow(existing.tcp_bind, bind)).replace(
+                                       min_abi=max(existing.min_abi, LANDLOCK_NET_ABI))
     wrapped = ll.wrap(inner, policy)
     decisions = []
     if wrapped != args:
