@@ -38,12 +38,12 @@ def _unencodable(value):
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def dumps(value, default=_unencodable, compact: bool = False) -> str:
+def dumps(value, default=_unencodable, compact: bool = False, sort_keys: bool = False) -> str:
     """json.dumps(value) on one line (``compact``: no spaces); NaN and infinities are refused.
     ``default`` turns what JSON cannot hold into something it can, as json's does."""
     from _json import encode_basestring_ascii, make_encoder
     colon, comma = (":", ",") if compact else (": ", ", ")
-    encode = make_encoder(None, default, encode_basestring_ascii, None, colon, comma, False, False, False)
+    encode = make_encoder(None, default, encode_basestring_ascii, None, colon, comma, sort_keys, False, False)
     return "".join(encode(value, 0))
 
 

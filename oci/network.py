@@ -13,8 +13,6 @@ the section here, so an invalid entry fails before config.json is written.
 
 from __future__ import annotations
 
-import copy
-import json
 import os
 
 from iron.hooks import nft_ruleset
@@ -23,6 +21,7 @@ from . import landlock_policy as ll
 from .context import Context
 from .decision import Decision
 from .errors import IronError, Refused
+from .jsonio import copy_tree, dumps
 
 LAYER = "network"
 ANNOTATION = "io.iron.network.allow"
@@ -64,7 +63,7 @@ def apply(spec: dict, section: dict | None, ctx: Context) -> tuple[dict, list[De
     if host_network not in HOST_NETWORK:
         raise IronError("unknown hostNetwork setting", field="network.hostNetwork",
                         expected="refuse or isolate", got=host_network)
-    out = copy.deepcopy(spec)
+    out = copy_tree(spec)
     decisions = _private_netns(out, host_network, ctx)
     decisions += _hook(out, policy_json, reason, ctx)
     decisions += _landlock(out, net, ctx, mount=True)
@@ -76,7 +75,7 @@ def apply_exec(process: dict, section: dict | None, ctx: Context) -> tuple[dict,
     if section is None:
         return process, []
     net, _, _ = _effective(section, {}, ctx)
-    holder = {"process": copy.deepcopy(process)}
+    holder = {"process": copy_tree(process)}
     decisions = _landlock(holder, net, ctx, mount=False)
     return holder["process"], decisions
 
@@ -107,7 +106,7 @@ def _effective(section: dict, spec_annotations: dict, ctx: Context):
         net = nft_ruleset.parse_policy(hook_policy)
         reason += f", widened by annotation {ANNOTATION} ({', '.join(added) or 'nothing new'}; " \
                   "permitted by allow_network_annotation)"
-    return net, json.dumps(hook_policy, separators=(",", ":"), sort_keys=True), reason
+    return net, dumps(hook_policy, compact=True, sort_keys=True), reason
 
 
 def _annotation_entries(value: object) -> list[str]:

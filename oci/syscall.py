@@ -27,13 +27,13 @@ copied; only the computed, non-overlapping allow rules remain.
 
 from __future__ import annotations
 
-import copy
 import itertools
-from pathlib import Path
+import os
 
 from .context import Context
 from .decision import Decision
 from .errors import IronError, Refused
+from .jsonio import copy_tree
 from .seccomp_names import ERRNO_ACTIONS, check_shape, load_seccomp_profile, scmp_arch
 
 LAYER, FIELD = "syscall", "linux.seccomp"
@@ -94,7 +94,7 @@ def apply(spec: dict, section: dict | None, ctx: Context) -> tuple[dict, list[De
         raise IronError("iron's seccomp profile must be an allowlist", file=str(path),
                         field="defaultAction", expected="a denying action such as SCMP_ACT_ERRNO",
                         got=iron["defaultAction"])
-    out = copy.deepcopy(spec)
+    out = copy_tree(spec)
     linux = out.setdefault("linux", {})
     if not isinstance(linux, dict):
         raise IronError("invalid spec", field="linux", expected="an object", got=linux)
@@ -106,7 +106,7 @@ def apply(spec: dict, section: dict | None, ctx: Context) -> tuple[dict, list[De
     before = summarize(engine, "engine") if engine is not None else "none (unconfined)"
     reason = ("iron's profile merged with the engine's: a syscall runs only where both allow it"
               if engine is not None else "iron's profile; the engine set no seccomp filter")
-    return out, [Decision(LAYER, FIELD, before, summarize(merged, path.name), reason)]
+    return out, [Decision(LAYER, FIELD, before, summarize(merged, os.path.basename(path)), reason)]
 
 
 def summarize(profile: dict, label: str) -> str:
@@ -129,13 +129,12 @@ def _refuse_annotations(spec: dict, ctx: Context) -> None:
                           field=f'annotations["{key}"]', hint="remove it from the container")
 
 
-def _profile_path(section: dict, ctx: Context) -> Path:
+def _profile_path(section: dict, ctx: Context) -> str:
     name = section.get("seccomp") if isinstance(section, dict) else None
     if not isinstance(name, str) or not name:
         raise IronError("invalid profile", field="syscall.seccomp",
                         expected="a seccomp profile path", got=name)
-    path = Path(name)
-    return path if path.is_absolute() else Path(ctx.profiles_root) / path
+    return name if os.path.isabs(name) else os.path.join(str(ctx.profiles_root), name)
 
 
 # ---- the merge -------------------------------------------------------------------------
