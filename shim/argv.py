@@ -21,7 +21,10 @@ CREATE_VALUE_FLAGS = frozenset({"--bundle", "-b", "--pid-file", "--console-socke
 EXEC_VALUE_FLAGS = frozenset({"--console-socket", "--pidfd-socket", "--cwd", "--env", "-e", "--user", "-u",
                               "--additional-gids", "-g", "--process", "-p", "--process-label",
                               "--apparmor", "--cap", "-c", "--preserve-fds", "--pid-file", "--cgroup"})
-REWRITTEN = frozenset({"create", "run", "exec"})
+# restore builds a container from a bundle, like create: it is rewritten too (runc's and crun's flags).
+RESTORE_VALUE_FLAGS = CREATE_VALUE_FLAGS | frozenset({"--image-path", "--work-path", "--manage-cgroups-mode",
+                                                      "--empty-ns", "--lsm-profile", "--lsm-mount-context"})
+REWRITTEN = frozenset({"create", "run", "exec", "restore"})
 
 
 class ParsedArgv:

@@ -1,4 +1,4 @@
-"""create, run and exec: load → choose the mode → preflight → harden → write → hand to crun.
+"""create, run, restore and exec: load → choose the mode → preflight → harden → write → hand to crun.
 
 Each step adds its own context to errors; nothing is written unless every layer
 succeeded, and crun is never called after a failure.
@@ -66,8 +66,15 @@ def _preflight(profile, cfg, runtime: str):
     return facts
 
 
+# Layers a CRIU restore cannot carry: the restored process is not exec'd again, so the Landlock
+# helper never runs, and the network hook's ruleset lived in the old netns.
+NOT_RESTORABLE = ("filesystem", "network")
+
+
 def _create(parsed, prog: str, cfg, loader: Loader, runtime: str) -> None:
-    sub = runc_argv.split_args(parsed.rest, runc_argv.CREATE_VALUE_FLAGS)
+    restore = parsed.subcommand == "restore"
+    sub = runc_argv.split_args(parsed.rest, runc_argv.RESTORE_VALUE_FLAGS if restore
+                               else runc_argv.CREATE_VALUE_FLAGS)
     container_id = parsed.rest[sub.positionals[-1]] if sub.positionals else None
     entry = {"event": parsed.subcommand, "container": container_id}
     mode = None
@@ -81,6 +88,11 @@ def _create(parsed, prog: str, cfg, loader: Loader, runtime: str) -> None:
         profile, source = modes.resolve(pinned_mode(prog), parsed.iron_mode, annotations, cfg, loader)
         mode = profile.name
         entry.update(mode=mode, mode_source=source, layers=profile.layers())
+        lost = [layer for layer in NOT_RESTORABLE if restore and layer in profile.layers()]
+        if lost:
+            raise Refused(f"restore refused in mode `{mode}`: a restored process would run without "
+                          f"its {' and '.join(lost)} layer{'s' if len(lost) > 1 else ''}",
+                          hint="checkpoint/restore works in modes without the filesystem and network layers")
         facts = _preflight(profile, cfg, runtime)
         try:
             hardened, decisions = pipeline.harden(spec, profile.data, context_for(profile, cfg, facts, annotations))

@@ -38,9 +38,10 @@ static const char *const value_flags[] = {"--root", "--log", "--log-format", "--
 static const char *const iron_flags[] = {"--iron-mode", "--iron-config", NULL};
 static const char *const rootless_values[] = {"true", "false", "auto", NULL};
 static const char *const version_flags[] = {"--version", "-v", "-V", NULL};
-/* runc's commands that iron never rewrites; `features` is not here (iron adds to it). */
+/* runc's commands that iron never rewrites; `features` is not here (iron adds to it), nor is
+ * `restore` (it builds a container from a bundle, so the shim hardens it like create). */
 static const char *const passthrough[] = {"checkpoint", "delete", "events", "kill", "list",
-                                          "pause", "ps", "restore", "resume", "spec", "start",
+                                          "pause", "ps", "resume", "spec", "start",
                                           "state", "update", "help", "mounts", NULL};
 
 static int listed(const char *word, const char *const *list)

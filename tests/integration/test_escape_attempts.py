@@ -146,3 +146,22 @@ def test_joining_the_host_pid_namespace_by_path_is_refused(runtime):
     out = runtime.run(iron_bin("maximum"), "run", "--bundle", str(bundle), runtime.new_id())
     assert out.returncode != 0 and "host's pid namespace" in out.stderr
     assert (bundle / "config.json").read_bytes() == before
+
+
+def test_restore_is_hardened_like_create(runtime):
+    """restore builds a container from a bundle: iron hardens its config.json before crun sees it."""
+    bundle = runtime.bundle(["true"])
+    runtime.run(iron_bin("standard"), "restore", "--image-path", str(runtime.tmp / "no-image"),
+                "--bundle", str(bundle), runtime.new_id())
+    spec = load_config(bundle)
+    assert spec["annotations"]["io.iron.mode"] == "standard"
+    assert spec["linux"]["seccomp"]["defaultAction"] != "SCMP_ACT_ALLOW"
+
+
+def test_restore_refused_where_layers_cannot_survive_it(runtime):
+    bundle = runtime.bundle(["true"])
+    before = (bundle / "config.json").read_bytes()
+    out = runtime.run(iron_bin("maximum"), "restore", "-b", str(bundle), runtime.new_id())
+    assert out.returncode != 0
+    assert "restore refused in mode `maximum`" in out.stderr and "filesystem" in out.stderr
+    assert (bundle / "config.json").read_bytes() == before
