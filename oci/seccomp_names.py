@@ -43,6 +43,7 @@ _UNAME_ARCH = {
     "loongarch64": "SCMP_ARCH_LOONGARCH64",
 }
 _U64 = 2**64 - 1
+LD_CACHE = "/etc/ld.so.cache"
 _UNKNOWN = -1    # __NR_SCMP_ERROR: libseccomp does not know the name on any arch
 
 
@@ -179,7 +180,24 @@ def render(profile: dict, file: str, arch: str) -> dict:
 
 
 def libseccomp_version() -> str:
-    """The version of the libseccomp that crun loads (same soname), via ctypes: ~1 ms."""
+    """The version of the libseccomp that crun loads (same soname).
+
+    Asking needs ctypes (~6 ms of import on a small VM), so the answer is remembered in the
+    cache, keyed by /etc/ld.so.cache: installing or upgrading a library rewrites it."""
+    try:
+        st = os.stat(LD_CACHE)
+        key = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+    except OSError:
+        return _ask_libseccomp_version()
+    entry = os.path.join(cache_dir(), "libseccomp-version")
+    doc = read_cache(entry, key, check=lambda version: type(version) is str and bool(version))
+    if doc is None:
+        doc = _ask_libseccomp_version()
+        write_cache(entry, {"key": key, "profile": doc})
+    return doc
+
+
+def _ask_libseccomp_version() -> str:
     import ctypes
 
     class _Version(ctypes.Structure):
@@ -208,7 +226,7 @@ def load_seccomp_profile(path, arch: str) -> dict:
         raise IronError(f"cannot read seccomp profile: {e.strerror}", file=str(path)) from e
     key = sha256_hex(b"\0".join([data, libseccomp_version().encode(), scmp_arch(arch).encode()]))
     entry = os.path.join(cache_dir(), f"{key}.json")
-    cached = _read_cache(entry, key)
+    cached = read_cache(entry, key)
     if cached is not None:
         return cached
     try:
@@ -216,23 +234,28 @@ def load_seccomp_profile(path, arch: str) -> dict:
     except ValueError as e:
         raise IronError(f"invalid JSON: {e}", file=str(path)) from e
     rendered = render(profile, str(path), arch)
-    _write_cache(entry, {"key": key, "profile": rendered})
+    write_cache(entry, {"key": key, "profile": rendered})
     return rendered
 
 
-def _read_cache(entry: str, key: str) -> dict | None:
+def read_cache(entry: str, key: str, check=None):
+    """The cached ``profile`` of ``entry`` if it was stored under ``key`` and passes ``check``
+    (default: the seccomp profile shape check), else None."""
     try:
         with open(entry, "rb") as f:
             doc = loads(f.read())
         if doc.get("key") != key:
             return None
-        check_shape(doc["profile"], str(entry))
+        if check is None:
+            check_shape(doc["profile"], str(entry))
+        elif not check(doc["profile"]):
+            return None
         return doc["profile"]
     except (OSError, ValueError, AttributeError, KeyError, TypeError, IronError):
         return None   # missing or corrupt: render again and overwrite
 
 
-def _write_cache(entry: str, doc: dict) -> None:
+def write_cache(entry: str, doc: dict) -> None:
     tmp = None
     try:
         os.makedirs(os.path.dirname(entry), exist_ok=True)

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from iron.oci import filesystem
 from iron.oci.context import Context, HostFacts, Policy
@@ -676,3 +678,22 @@ def test_a_policy_with_no_paths_left_is_refused_not_passed_to_the_helper():
     with pytest.raises(IronError) as err:
         filesystem.apply(spec, {"landlock": {"minAbi": 1, "write": ["$CWD"]}}, ctx)
     assert "filesystem.landlock" in str(err.value)
+
+
+# The kernel's memparse() grammar, written as a regular expression: the test's own oracle.
+MEMPARSE = r"(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([kKmMgGtTpPeE]?)"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.from_regex(MEMPARSE, fullmatch=True) | st.text("0123456789abcdefxXkKmMgGtTpPeE%- \n", max_size=8))
+def test_mount_size_reads_the_kernels_grammar(text):
+    import re
+    m = re.fullmatch(MEMPARSE, text)
+    if m is None:
+        expected = None
+    else:
+        digits = m.group(1)
+        base = 16 if digits[:2].lower() == "0x" else 8 if digits[0] == "0" else 10
+        expected = int(digits[2:] if base == 16 else digits, base) << {"": 0, "k": 10, "m": 20, "g": 30, "t": 40,
+                                                                      "p": 50, "e": 60}[m.group(2).lower()]
+    assert filesystem._memparse(text) == expected

@@ -434,3 +434,44 @@ def test_host_arch_not_covered():
     with pytest.raises(IronError) as err:
         seccomp_names.load_seccomp_profile(MAXIMUM, "aarch64")
     assert err.value.field == "architectures" and "SCMP_ARCH_AARCH64" in str(err.value)
+
+
+def test_merge_remembered_under_its_whole_input(cache_dir, monkeypatch):
+    iron = seccomp_names.load_seccomp_profile(STANDARD, "x86_64")
+    first = syscall.remembered_merge(iron, copy.deepcopy(DOCKER), "SCMP_ARCH_X86_64")
+    assert first == syscall.merge(iron, copy.deepcopy(DOCKER), "SCMP_ARCH_X86_64")
+    assert len(list(cache_dir.glob("merged-*"))) == 1
+    monkeypatch.setattr(syscall, "merge", lambda *a: pytest.fail("cache miss"))
+    assert syscall.remembered_merge(iron, copy.deepcopy(DOCKER), "SCMP_ARCH_X86_64") == first
+    monkeypatch.undo()
+    monkeypatch.setenv("IRON_CACHE_DIR", str(cache_dir.parent))
+    other = copy.deepcopy(DOCKER)
+    other["syscalls"] = other["syscalls"][1:]
+    syscall.remembered_merge(iron, other, "SCMP_ARCH_X86_64")
+    syscall.remembered_merge(iron, None, "SCMP_ARCH_X86_64")
+    assert len(list(cache_dir.glob("merged-*"))) == 3
+
+
+@pytest.mark.parametrize("garbage", [b"", b"{not json", b"[]", b'{"key": "x", "profile": {}}', b'{"key": "KEY"}',
+                                     b'{"key": "KEY", "profile": {"defaultAction": 5}}'])
+def test_corrupt_merge_entry_is_merged_again(cache_dir, garbage):
+    iron = seccomp_names.load_seccomp_profile(STANDARD, "x86_64")
+    first = syscall.remembered_merge(iron, copy.deepcopy(DOCKER), "SCMP_ARCH_X86_64")
+    (entry,) = cache_dir.glob("merged-*")
+    key = entry.name.removeprefix("merged-")
+    entry.write_bytes(garbage.replace(b"KEY", key.encode()))
+    assert syscall.remembered_merge(iron, copy.deepcopy(DOCKER), "SCMP_ARCH_X86_64") == first
+
+
+def test_libseccomp_version_remembered_until_the_loader_cache_changes(cache_dir, monkeypatch, tmp_path):
+    ld_cache = tmp_path / "ld.so.cache"
+    ld_cache.write_bytes(b"one")
+    monkeypatch.setattr(seccomp_names, "LD_CACHE", str(ld_cache))
+    real = seccomp_names.libseccomp_version()
+    asked = []
+    monkeypatch.setattr(seccomp_names, "_ask_libseccomp_version", lambda: asked.append(1) or "9.9.9")
+    assert seccomp_names.libseccomp_version() == real and not asked
+    ld_cache.write_bytes(b"two, longer")                      # ldconfig rewrote it
+    assert seccomp_names.libseccomp_version() == "9.9.9" and asked == [1]
+    (cache_dir / "libseccomp-version").write_text('{"key": "k", "profile": 5}')
+    assert seccomp_names.libseccomp_version() == "9.9.9" and asked == [1, 1]
