@@ -76,8 +76,11 @@ pick_python() {
   done
   echo "$fallback"
 }
-[ -x /usr/bin/python3 ] && ! usable /usr/bin/python3 && [ -z "${IRON_PYTHON:-}" ] &&
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+if [ -z "${IRON_PYTHON:-}" ] && [ -x /usr/bin/python3 ] && ! usable /usr/bin/python3; then
+  say "installing python3-venv (apt), for the system Python"   # else another python3 is used
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      python3-venv >/dev/null; } || say "python3-venv not installed; using another python3 if there is one"
+fi
 PYTHON=${IRON_PYTHON:-$(pick_python)}
 [ -n "$PYTHON" ] || die "Python >= 3.11 with the venv module needed (apt-get install python3-venv)"
 PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)')

@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         parsed = runc_argv.parse(argv[1:])
         sub = parsed.subcommand
         if sub in IRON_COMMANDS and not parsed.globals:
-            from importlib import import_module
-            return import_module(f"iron.shim.commands.{IRON_COMMANDS[sub]}").main(list(parsed.rest), argv[0])
+            name = IRON_COMMANDS[sub]   # __import__: importlib's own import is ~2 ms (the hook runs often)
+            command = getattr(__import__("iron.shim.commands", fromlist=[name]), name)
+            return command.main(list(parsed.rest), argv[0])
         cfg_path = config.config_path(parsed.iron_config)
         if sub is None and parsed.version:
             from iron.shim.commands.version import main as version
