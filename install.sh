@@ -96,6 +96,11 @@ say "building the Landlock helper"
 make -s -C "$HERE/hooks/landlock" all
 install -D -m 0755 "$HERE/hooks/landlock/build/iron-landlock" "$LIB_DIR/iron-landlock"
 
+say "building the network hook"
+make -s -C "$HERE/hooks/nethook" all
+install -D -m 0755 "$HERE/hooks/nethook/build/iron-nethook" "$LIB_DIR/iron-nethook.tmp"
+mv -f "$LIB_DIR/iron-nethook.tmp" "$LIB_DIR/iron-nethook"
+
 say "building the threat probes for iron verify"
 make -s -C "$HERE/tests/probes" all
 install -D -m 0755 "$HERE/tests/probes/build/iron-probe" "$LIB_DIR/iron-probe"
@@ -130,6 +135,7 @@ if [ ! -e "$ETC_DIR/config.toml" ]; then
 # runtime = "/usr/bin/crun"          # the delegate; empty: crun on PATH
 default_mode = "standard"
 landlock_helper = "$LIB_DIR/iron-landlock"
+network_hook = "$LIB_DIR/iron-nethook"
 audit_log = "/var/log/iron/audit.jsonl"
 audit_on_failure = "auto"           # auto: fail closed in maximum, warn otherwise
 allow_annotation_lower = false      # may io.iron.mode lower the pinned mode?

@@ -33,6 +33,7 @@ from contextlib import contextmanager
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from iron.hooks.nft_ruleset import render as render_ruleset  # noqa: E402
 from iron.shim.bundlekit import build_rootfs, make_bundle  # noqa: E402
 from iron.shim.table import render  # noqa: E402
 
@@ -41,6 +42,7 @@ from streams import StreamHosts  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HELPER = "/usr/local/lib/iron/iron-landlock"
+NETHOOK = "/usr/local/lib/iron/iron-nethook"
 ONE_RULE_POLICY = "abi=1;r=/;x=/"   # one path, so one Landlock rule
 NETNS_POLICY = '{"policy":"allowlist","allow":["10.0.0.1:80"],"dns":[],"inbound":[]}'
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]  # podman; no CAP_SYS_RESOURCE here
@@ -280,13 +282,13 @@ class Bench:
                 (["open loop (iron-minimal's config.json)", "ns/iter", "added", "overhead", "target"], rows)]
 
     def section_hook(self):
-        progress("hook: `iron hook network` on a fresh netns")
+        progress("hook: iron-nethook on a fresh netns")
         holder = subprocess.Popen(["unshare", "-n", "sleep", "600"])
         try:
             time.sleep(0.2)
             state = json.dumps({"pid": holder.pid, "status": "creating"}).encode()
-            hook = sample_ms(lambda: timed([f"{BIN}/iron", "hook", "network", "--policy", NETNS_POLICY],
-                                           input=state), self.runs)
+            ruleset = render_ruleset(json.loads(NETNS_POLICY))       # as create renders it
+            hook = sample_ms(lambda: timed([NETHOOK, "--ruleset", ruleset], input=state), self.runs)
             nft = sample_ms(lambda: timed(["nsenter", "-t", str(holder.pid), "-n", "nft", "list", "ruleset"]),
                             self.runs)
         finally:
@@ -294,7 +296,7 @@ class Bench:
             holder.wait()
         return (["network hook"] + self.HEAD,
                 [self.row("nft list ruleset in the netns (floor)", nft, None),
-                 self.row("iron hook network (whole hook)", hook, nft, "≤ 50 ms")])
+                 self.row("iron-nethook (whole hook)", hook, nft, "≤ 50 ms")])
 
     def section_throughput(self):
         """An allowed TCP stream out of a container-like netns, without and with iron's ruleset.

@@ -6,7 +6,7 @@
 
 Three namespaces of the bench's own: a "server" running the sink, and two identical
 "containers", each joined to the server by a veth pair (/30s from the benchmark range
-198.19.77.0/24). The real ``iron hook network`` loads iron's ruleset into one of them, as
+198.19.77.0/24). The real hook, iron-nethook, loads iron's ruleset into one of them, as
 crun runs it, once: an allowlist of the sink's address and port. No packet leaves the
 namespaces. Every process started here is stopped by its pid, and deleting the
 namespaces removes the veth pairs.
@@ -18,9 +18,11 @@ import json
 import os
 import subprocess
 import time
+
+from iron.hooks.nft_ruleset import render
 import uuid
 
-IRON = "/usr/local/bin/iron"
+NETHOOK = "/usr/local/lib/iron/iron-nethook"
 PORT = 5201
 
 
@@ -87,9 +89,9 @@ class StreamHosts:
         """The hook, as crun runs it: the OCI state of a process in ``ns`` on stdin."""
         holder = self._start(ns, ["sleep", "3600"])
         wait_in_netns(holder.pid, ns)
-        policy = json.dumps({"policy": "allowlist", "allow": [f"{self.server_addr(True)}:{PORT}"]})
+        ruleset = render({"policy": "allowlist", "allow": [f"{self.server_addr(True)}:{PORT}"]})
         state = json.dumps({"ociVersion": "1.0.2", "id": "bench", "status": "creating", "pid": holder.pid})
-        run([IRON, "hook", "network", "--policy", policy], input=state.encode())
+        run([NETHOOK, "--ruleset", ruleset], input=state.encode())
         run(["ip", "netns", "exec", ns, "nft", "list", "table", "inet", "iron"])     # it is there
 
     def stream_mb_s(self, mib: int, ruleset: bool) -> float:

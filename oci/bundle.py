@@ -69,6 +69,7 @@ def write_atomic(path: str, data: bytes) -> None:
     except OSError:
         mode = 0o644
     tmp = os.path.join(folder, f".{os.path.basename(path)}.iron-{os.getpid()}")
+    _clear_stale_temps(folder, os.path.basename(path))
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         try:
@@ -90,3 +91,27 @@ def write_atomic(path: str, data: bytes) -> None:
         except OSError:
             pass
         raise IronError(f"cannot write: {err.strerror}; the original is unchanged", file=path) from err
+
+
+def _clear_stale_temps(folder: str, name: str) -> None:
+    """Remove temp files an iron killed mid-write left behind: its pid is gone, or is this
+    process's (then it cannot be a live writer's, and O_EXCL would refuse the name)."""
+    prefix = f".{name}.iron-"
+    try:
+        entries = [e for e in os.listdir(folder) if e.startswith(prefix) and e[len(prefix):].isdigit()]
+    except OSError:
+        return
+    for entry in entries:
+        pid = int(entry[len(prefix):])
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+                continue                      # a live process: perhaps another iron writing
+            except ProcessLookupError:
+                pass
+            except OSError:
+                continue
+        try:
+            os.unlink(os.path.join(folder, entry))
+        except OSError:
+            pass

@@ -40,10 +40,10 @@ class Record:
 class HostFacts(Record):
     """What preflight learned about the host. Modifiers receive data, never probe the host."""
 
-    __slots__ = ("kernel", "arch", "seccomp", "landlock_abi", "nft", "landlock_helper", "namespaces")
+    __slots__ = ("kernel", "arch", "seccomp", "landlock_abi", "network_hook", "landlock_helper", "namespaces")
     _defaults = {"kernel": "", "arch": "x86_64", "seccomp": True,
                  "landlock_abi": 0,          # 0: Landlock unavailable
-                 "nft": None,                # path of the nft binary
+                 "network_hook": None,       # path of iron-nethook, when installed
                  "landlock_helper": None,
                  "namespaces": {}}           # type → "dev:ino" of iron's own namespaces
 
@@ -52,11 +52,10 @@ class Policy(Record):
     """Operator settings from /etc/iron/config.toml that widen what annotations may do."""
 
     __slots__ = ("allow_annotation_lower", "allow_fs_write_annotation", "allow_network_annotation",
-                 "host_network", "iron_exe")
+                 "host_network")
     _defaults = {"allow_annotation_lower": False, "allow_fs_write_annotation": False,
                  "allow_network_annotation": False,
-                 "host_network": "refuse",   # "refuse" | "isolate"
-                 "iron_exe": "/usr/local/bin/iron"}
+                 "host_network": "refuse"}   # "refuse" | "isolate"
 
 
 class Context(Record):

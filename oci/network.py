@@ -2,13 +2,14 @@
 
 ``apply(spec, section, ctx)`` guarantees the container its own network namespace
 (host networking is refused, or replaced by a new empty namespace when the policy says
-``isolate``), adds one ``iron hook network`` createRuntime hook that loads the section's
-nftables ruleset into that namespace, and, where the kernel has Landlock ABI >= 4,
-restricts TCP connect/bind ports in the Landlock helper's policy as a second barrier.
+``isolate``), adds one createRuntime hook, ``iron-nethook --ruleset SCRIPT``
+(hooks/nethook/), that loads the section's nftables ruleset into that namespace, and,
+where the kernel has Landlock ABI >= 4, restricts TCP connect/bind ports in the Landlock
+helper's policy as a second barrier.
 
 An engine-supplied namespace (``{"type": "network", "path": ...}``) is kept and filtered.
-The ruleset itself is rendered by the hook (iron.hooks.nft_ruleset), which also validates
-the section here, so an invalid entry fails before config.json is written.
+The ruleset is rendered here (iron.hooks.nft_ruleset), so an invalid entry fails before
+config.json is written and the hook itself only puts the script in place.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from . import landlock_policy as ll
 from .context import Context
 from .decision import Decision
 from .errors import IronError, Refused
-from .jsonio import copy_tree, dumps
+from .jsonio import copy_tree
 
 LAYER = "network"
 ANNOTATION = "io.iron.network.allow"
+HOOK_NAME = "iron-nethook"
 HOOK_TIMEOUT = 10
 HOST_NETNS = ("/proc/1/ns/net", "/proc/self/ns/net")
 LANDLOCK_NET_ABI = 4
@@ -58,14 +60,14 @@ def apply(spec: dict, section: dict | None, ctx: Context) -> tuple[dict, list[De
     annotations = spec.get("annotations") or {}
     if not isinstance(annotations, dict):
         raise IronError("annotations must be an object", field="annotations", got=annotations)
-    net, policy_json, reason = _effective(section, annotations, ctx)
+    net, hook_policy, reason = _effective(section, annotations, ctx)
     host_network = section.get("hostNetwork", ctx.policy.host_network)
     if host_network not in HOST_NETWORK:
         raise IronError("unknown hostNetwork setting", field="network.hostNetwork",
                         expected="refuse or isolate", got=host_network)
     out = copy_tree(spec)
     decisions = _private_netns(out, host_network, ctx)
-    decisions += _hook(out, policy_json, reason, ctx)
+    decisions += _hook(out, nft_ruleset.render(hook_policy), reason, ctx)
     decisions += _landlock(out, net, ctx, mount=True)
     return out, decisions
 
@@ -83,7 +85,7 @@ def apply_exec(process: dict, section: dict | None, ctx: Context) -> tuple[dict,
 # --- the policy: profile section + the allow annotation, when the operator permits it ---
 
 def _effective(section: dict, spec_annotations: dict, ctx: Context):
-    """Validate the section, merge the annotation; return (parsed policy, hook JSON, reason)."""
+    """Validate the section, merge the annotation; return (parsed policy, policy dict, reason)."""
     net = nft_ruleset.parse_policy(section)
     hook_policy = {"policy": net.policy, "allow": list(section.get("allow") or []),
                    "dns": list(section.get("dns") or []), "inbound": list(section.get("inbound") or [])}
@@ -106,7 +108,7 @@ def _effective(section: dict, spec_annotations: dict, ctx: Context):
         net = nft_ruleset.parse_policy(hook_policy)
         reason += f", widened by annotation {ANNOTATION} ({', '.join(added) or 'nothing new'}; " \
                   "permitted by allow_network_annotation)"
-    return net, dumps(hook_policy, compact=True, sort_keys=True), reason
+    return net, hook_policy, reason
 
 
 def _annotation_entries(value: object) -> list[str]:
@@ -145,13 +147,18 @@ def _private_netns(spec: dict, host_network: str, ctx: Context) -> list[Decision
 # --- the createRuntime hook ---
 
 def is_iron_network_hook(hook: object) -> bool:
-    return isinstance(hook, dict) and list(hook.get("args") or [])[1:3] == ["hook", "network"]
+    """iron's hook, or the `iron hook network` one earlier versions wrote (replaced on upgrade)."""
+    if not isinstance(hook, dict):
+        return False
+    args = list(hook.get("args") or [])
+    return os.path.basename(str(hook.get("path") or "")) == HOOK_NAME or args[1:3] == ["hook", "network"]
 
 
-def _hook(spec: dict, policy_json: str, reason: str, ctx: Context) -> list[Decision]:
-    hook = {"path": ctx.policy.iron_exe,
-            "args": ["iron", "hook", "network", "--policy", policy_json, "--nft", ctx.host.nft or "nft"],
-            "timeout": HOOK_TIMEOUT}
+def _hook(spec: dict, script: str, reason: str, ctx: Context) -> list[Decision]:
+    if not ctx.host.network_hook:
+        raise IronError("no network hook path", field="host.network_hook",
+                        hint="preflight must set HostFacts.network_hook (install iron's hook)")
+    hook = {"path": ctx.host.network_hook, "args": [HOOK_NAME, "--ruleset", script], "timeout": HOOK_TIMEOUT}
     hooks = spec.setdefault("hooks", {})
     existing = list(hooks.get("createRuntime") or [])
     ours = [h for h in existing if is_iron_network_hook(h)]

@@ -17,6 +17,7 @@ SETTINGS = {
     "default_mode": (str, "standard"),
     "profiles_dir": (str, "/etc/iron/profiles"),
     "landlock_helper": (str, "/usr/local/lib/iron/iron-landlock"),
+    "network_hook": (str, "/usr/local/lib/iron/iron-nethook"),
     "audit_log": (str, "/var/log/iron/audit.jsonl"),
     "audit_on_failure": (str, "auto"),          # auto: fail closed for maximum, warn otherwise
     "allow_annotation_lower": (bool, False),

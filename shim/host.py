@@ -43,10 +43,11 @@ def seccomp_available() -> bool:
 def probe(cfg, layers: list[str] | None = None) -> HostFacts:
     """Facts for ``layers`` (all when None); Landlock is asked only when a layer uses it."""
     helper = cfg.landlock_helper if os.access(cfg.landlock_helper, os.X_OK) else None
+    hook = cfg.network_hook if os.access(cfg.network_hook, os.X_OK) else None
     landlock = layers is None or "filesystem" in layers or "network" in layers
     return HostFacts(kernel=os.uname().release, arch=os.uname().machine, seccomp=seccomp_available(),
                      landlock_abi=landlock_abi() if landlock else 0,
-                     nft=config_mod.find_on_path("nft") or None,
+                     network_hook=hook,
                      landlock_helper=helper, namespaces=own_namespaces())
 
 
@@ -110,8 +111,8 @@ def blockers(layers: list[str], facts: HostFacts, runtime: str, min_abi: int = 1
             out.append(f"filesystem: Landlock ABI {facts.landlock_abi} < required {min_abi}")
         if not facts.landlock_helper:
             out.append("filesystem: the Landlock helper is missing (run install.sh)")
-    if "network" in layers and not facts.nft:
-        out.append("network: nft not found (apt-get install nftables)")
+    if "network" in layers and not facts.network_hook:
+        out.append("network: the network hook is missing (run install.sh)")
     return out
 
 

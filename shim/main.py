@@ -18,7 +18,7 @@ RUNC_COMMANDS = frozenset({"checkpoint", "create", "delete", "events", "exec", "
                            "state", "update", "help", "mounts"})
 # iron's own commands: name -> module under iron.shim.commands (imported on demand).
 IRON_COMMANDS = {"check": "check", "explain": "explain", "profile": "profile", "verify": "verify",
-                 "hook": "hook", "k8s": "k8s"}
+                 "k8s": "k8s"}
 
 
 def pinned_mode(prog: str) -> str | None:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         parsed = runc_argv.parse(argv[1:])
         sub = parsed.subcommand
         if sub in IRON_COMMANDS and not parsed.globals:
-            name = IRON_COMMANDS[sub]   # __import__: importlib's own import is ~2 ms (the hook runs often)
+            name = IRON_COMMANDS[sub]   # __import__: importing importlib itself costs ~2 ms
             command = getattr(__import__("iron.shim.commands", fromlist=[name]), name)
             return command.main(list(parsed.rest), argv[0])
         cfg_path = config.config_path(parsed.iron_config)

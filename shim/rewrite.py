@@ -37,7 +37,7 @@ def context_for(profile, cfg, facts, annotations: dict) -> Context:
     policy = Policy(allow_annotation_lower=cfg.allow_annotation_lower,
                     allow_fs_write_annotation=cfg.allow_fs_write_annotation,
                     allow_network_annotation=cfg.allow_network_annotation,
-                    host_network=cfg.host_network, iron_exe=_iron_exe())
+                    host_network=cfg.host_network)
     return Context(mode=profile.name, profiles_root=loader_root(), host=facts, policy=policy,
                    annotations=dict(annotations))
 
@@ -45,15 +45,6 @@ def context_for(profile, cfg, facts, annotations: dict) -> Context:
 def loader_root() -> str:
     import iron.profiles
     return os.path.dirname(os.path.realpath(iron.profiles.__file__))
-
-
-def _iron_exe() -> str:
-    """The path hooks run: a stable link, not a venv's interpreter path."""
-    for candidate in ("/usr/local/bin/iron",):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    import sys
-    return os.path.abspath(sys.argv[0])
 
 
 def _preflight(profile, cfg, runtime: str):
@@ -77,7 +68,7 @@ def _create(parsed, prog: str, cfg, loader: Loader, runtime: str) -> None:
                                else runc_argv.CREATE_VALUE_FLAGS)
     container_id = parsed.rest[sub.positionals[-1]] if sub.positionals else None
     entry = {"event": parsed.subcommand, "container": container_id}
-    mode = None
+    mode = log = None
     try:
         bundle_path = bundle.bundle_dir(sub.value("--bundle", "-b") or os.getcwd())
         entry["bundle"] = bundle_path
@@ -93,6 +84,7 @@ def _create(parsed, prog: str, cfg, loader: Loader, runtime: str) -> None:
             raise Refused(f"restore refused in mode `{mode}`: a restored process would run without "
                           f"its {' and '.join(lost)} layer{'s' if len(lost) > 1 else ''}",
                           hint="checkpoint/restore works in modes without the filesystem and network layers")
+        log = audit.open_log(cfg, mode)          # a strict mode refuses before config.json changes
         facts = _preflight(profile, cfg, runtime)
         try:
             hardened, decisions = pipeline.harden(spec, profile.data, context_for(profile, cfg, facts, annotations))
@@ -105,9 +97,9 @@ def _create(parsed, prog: str, cfg, loader: Loader, runtime: str) -> None:
         entry["changes"] = [d.to_json() for d in decisions]
     except IronError as err:
         entry["refused"] = str(err)
-        _audit_quietly(cfg, mode, entry)
+        _audit_quietly(cfg, mode, entry, log)
         raise
-    audit.record(cfg, mode, entry)
+    audit.record(cfg, mode, entry, log)
 
 
 def _exec(parsed, prog: str, cfg, loader: Loader, runtime: str) -> list[str]:
@@ -117,13 +109,14 @@ def _exec(parsed, prog: str, cfg, loader: Loader, runtime: str) -> list[str]:
         raise IronError("exec needs a container id", field="exec", expected="exec [options] ID [COMMAND]")
     container_id = rest[sub.positionals[0]]
     entry = {"event": "exec", "container": container_id}
-    mode = None
+    mode = log = None
     try:
         container = _container_spec(runtime, parsed, container_id)
         recorded = (container.get("annotations") or {}).get(modes.ANNOTATION)
         profile, source = modes.for_exec(recorded, pinned_mode(prog), parsed.iron_mode, cfg, loader)
         mode = profile.name
         entry.update(mode=mode, mode_source=source, layers=profile.layers())
+        log = audit.open_log(cfg, mode)          # a strict mode refuses before the process file changes
         facts = _preflight(profile, cfg, runtime)
         ctx = context_for(profile, cfg, facts, container.get("annotations") or {})
         process_file = sub.value("--process", "-p")
@@ -141,9 +134,9 @@ def _exec(parsed, prog: str, cfg, loader: Loader, runtime: str) -> list[str]:
         entry["changes"] = [d.to_json() for d in decisions]
     except IronError as err:
         entry["refused"] = str(err)
-        _audit_quietly(cfg, mode, entry)
+        _audit_quietly(cfg, mode, entry, log)
         raise
-    audit.record(cfg, mode, entry)
+    audit.record(cfg, mode, entry, log)
     return [*parsed.globals, "exec", *rest]
 
 
@@ -187,9 +180,9 @@ def _root_args(parsed) -> list[str]:
     return ["--root", parsed.root] if parsed.root else []
 
 
-def _audit_quietly(cfg, mode, entry) -> None:
+def _audit_quietly(cfg, mode, entry, log=None) -> None:
     """Record a refusal; the refusal itself is the error the caller sees."""
     try:
-        audit.record(cfg, mode, entry)
+        audit.record(cfg, mode, entry, log)
     except IronError:
         pass

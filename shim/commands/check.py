@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 import click
 
@@ -13,11 +12,14 @@ from iron.oci.profile import Loader
 from iron.shim import config, host, table
 
 
-def _nft_version(nft: str | None) -> str:
-    if not nft:
+def _libnftables() -> str:
+    """Whether the network hook can load libnftables (it opens the same soname)."""
+    import ctypes
+    try:
+        ctypes.CDLL("libnftables.so.1")
+    except OSError:
         return "missing (apt-get install nftables)"
-    out = subprocess.run([nft, "--version"], capture_output=True, text=True).stdout.strip()
-    return out or nft
+    return "yes"
 
 
 def facts_rows(cfg, facts, runtime: str) -> list[list[str]]:
@@ -29,11 +31,13 @@ def facts_rows(cfg, facts, runtime: str) -> list[list[str]]:
         ["seccomp", "yes" if facts.seccomp else "no", ""],
         ["Landlock ABI", str(facts.landlock_abi) if facts.landlock_abi else "unavailable", ""],
         ["cgroups", cgroup, "crun refuses this: run install.sh --fix-cgroups" if quirk else ""],
-        ["nft", _nft_version(facts.nft), ""],
+        ["libnftables", _libnftables(), ""],
         ["crun", (host.crun_version(runtime) or "?") + f" ({runtime})" if runtime else "missing",
          "" if runtime else "apt-get install crun"],
         ["Landlock helper", facts.landlock_helper or f"missing ({cfg.landlock_helper})",
          "" if facts.landlock_helper else "run install.sh"],
+        ["network hook", facts.network_hook or f"missing ({cfg.network_hook})",
+         "" if facts.network_hook else "run install.sh"],
     ]
 
 

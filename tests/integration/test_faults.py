@@ -100,13 +100,12 @@ def test_delegate_crashing(fault):
     fault.no_leftovers()
 
 
-def test_nft_missing_in_maximum(fault, tmp_path):
-    empty = tmp_path / "empty-path"
-    empty.mkdir()
+def test_network_hook_missing_in_maximum(fault):
+    fault.config(network_hook="/nonexistent/iron-nethook")
     bundle = fault.bundle()
     before = (bundle / "config.json").read_bytes()
-    out = fault.iron("maximum", "create", "-b", str(bundle), fault.runtime.new_id(), env={"PATH": str(empty)})
-    _one_line(out, "nft not found")
+    _one_line(fault.iron("maximum", "create", "-b", str(bundle), fault.runtime.new_id()),
+              "the network hook is missing")
     assert (bundle / "config.json").read_bytes() == before
     fault.no_leftovers()
 
@@ -124,12 +123,12 @@ def test_landlock_helper_missing(fault):
 def test_network_hook_failing(fault):
     """The hook fails inside crun's create: crun's create fails, naming the hook, and crun
     removes what it built. The delegate is crun behind a wrapper that hands the hook a
-    destination the ruleset cannot hold, as a corrupted or hostile edit of config.json
-    would. (crun 1.8 does not pass the hook's own stderr on.)"""
+    ruleset with a destination nftables cannot hold, as a corrupted or hostile edit of
+    config.json would. (crun 1.8 does not pass the hook's own stderr on.)"""
     require(os.path.exists("/usr/bin/crun"), "crun not installed")
     corrupt = ("import json, sys; p = sys.argv[1]; s = json.load(open(p)); "
-               "h = s['hooks']['createRuntime'][0]; i = h['args'].index('--policy'); "
-               "h['args'][i + 1] = json.dumps({'policy': 'allowlist', 'allow': ['999.1.2.3:80']}); "
+               "h = s['hooks']['createRuntime'][0]; i = h['args'].index('--ruleset'); "
+               "h['args'][i + 1] = 'table inet iron { chain output { ip daddr 999.1.2.3 accept; } }'; "
                "json.dump(s, open(p, 'w'))")
     wrapper = _script(fault.tmp / "corrupting-crun",
                       'for a; do case "$prev" in -b|--bundle) b=$a;; esac; prev=$a; done\n'
@@ -139,7 +138,7 @@ def test_network_hook_failing(fault):
     bundle = fault.bundle(["sleep", "60"])
     cid = fault.runtime.new_id()
     out = fault.iron("maximum", "create", "-b", str(bundle), cid)
-    _one_line(out, "error executing hook `/usr/local/bin/iron`")
+    _one_line(out, "error executing hook `/usr/local/lib/iron/iron-nethook`")
     fault.no_leftovers()
 
 
@@ -209,10 +208,13 @@ def _unwritable_audit(fault):
 
 
 def test_audit_unwritable_maximum_fails_closed(fault):
+    """The log is opened before anything changes, so the refusal leaves config.json as it was."""
     fault.config(audit_log=_unwritable_audit(fault))
     bundle = fault.bundle()
+    before = (bundle / "config.json").read_bytes()
     _one_line(fault.iron("maximum", "create", "-b", str(bundle), fault.runtime.new_id()),
               "cannot write the audit log")
+    assert (bundle / "config.json").read_bytes() == before
     fault.no_leftovers()
 
 

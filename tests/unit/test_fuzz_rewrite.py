@@ -28,7 +28,7 @@ from iron.shim.bundlekit import default_spec
 from tests.oci_schema import SCHEMAS, validate_config
 
 MODES = ("minimal", "standard", "maximum")
-HOST = HostFacts(kernel="6.18", seccomp=True, landlock_abi=7, nft="/usr/sbin/nft",
+HOST = HostFacts(kernel="6.18", seccomp=True, landlock_abi=7, network_hook="/usr/local/lib/iron/iron-nethook",
                  landlock_helper="/usr/local/lib/iron/iron-landlock",
                  namespaces={"pid": "4:1", "ipc": "4:2", "network": "4:3", "mount": "4:4", "uts": "4:5"})
 EXAMPLES = 300 if os.environ.get("CI") == "true" else 100

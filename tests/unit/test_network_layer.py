@@ -1,4 +1,4 @@
-"""iron.oci.network (the layer modifier) and iron.hooks.network's argv/stdin handling (no root needed)."""
+"""iron.oci.network (the layer modifier) and iron-nethook's argv/stdin handling (no root needed)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from iron.hooks import network as hook
 from iron.hooks.nft_ruleset import render
 from iron.oci import landlock_policy as ll
 from iron.oci import network
@@ -20,6 +21,8 @@ from iron.oci.context import Context, HostFacts, Policy
 from iron.oci.errors import IronError, Refused
 
 HELPER = "/usr/local/lib/iron/iron-landlock"
+NETHOOK = "/usr/local/lib/iron/iron-nethook"
+NETHOOK_SRC = Path(__file__).resolve().parents[2] / "hooks" / "nethook"
 SCHEMA_HELPER = Path(__file__).resolve().parents[1] / "oci_schema.py"
 
 
@@ -44,11 +47,10 @@ def base_spec() -> dict:
 
 
 def ctx(abi: int = 0, host_network: str = "refuse", annotation_ok: bool = False, annotations=None,
-        nft: str | None = "/usr/sbin/nft", helper: str | None = HELPER) -> Context:
+        network_hook: str | None = NETHOOK, helper: str | None = HELPER) -> Context:
     return Context(mode="maximum", profiles_root=Path("/nonexistent"),
-                   host=HostFacts(landlock_abi=abi, nft=nft, landlock_helper=helper),
-                   policy=Policy(allow_network_annotation=annotation_ok, host_network=host_network,
-                                 iron_exe="/usr/local/bin/iron"),
+                   host=HostFacts(landlock_abi=abi, network_hook=network_hook, landlock_helper=helper),
+                   policy=Policy(allow_network_annotation=annotation_ok, host_network=host_network),
                    annotations=dict(annotations or {}))
 
 
@@ -61,9 +63,9 @@ def iron_hooks(spec: dict) -> list[dict]:
     return [h for h in spec.get("hooks", {}).get("createRuntime", []) if network.is_iron_network_hook(h)]
 
 
-def hook_policy(spec: dict) -> dict:
+def hook_script(spec: dict) -> str:
     (h,) = iron_hooks(spec)
-    return json.loads(h["args"][4])
+    return h["args"][2]
 
 
 @pytest.fixture(autouse=True)
@@ -178,40 +180,37 @@ def test_bad_host_network_setting():
 def test_hook_shape():
     out, _ = network.apply(base_spec(), ALLOW, ctx())
     (h,) = out["hooks"]["createRuntime"]
-    assert h["path"] == "/usr/local/bin/iron"
-    assert h["args"][:4] == ["iron", "hook", "network", "--policy"]
-    assert h["args"][5:] == ["--nft", "/usr/sbin/nft"]
-    assert h["timeout"] == 10
-    assert " " not in h["args"][4]                             # compact JSON
-    assert hook_policy(out) == {"policy": "allowlist", "allow": ALLOW["allow"], "dns": ALLOW["dns"],
-                                "inbound": [8080]}
-    render(hook_policy(out))                                   # what the hook will load
+    assert h == {"path": NETHOOK, "args": ["iron-nethook", "--ruleset", h["args"][2]], "timeout": 10}
+    assert hook_script(out) == render({"policy": "allowlist", "allow": ALLOW["allow"], "dns": ALLOW["dns"],
+                                       "inbound": [8080]})
 
 
-def test_hook_nft_defaults_to_path_lookup():
-    out, _ = network.apply(base_spec(), NONE, ctx(nft=None))
-    assert iron_hooks(out)[0]["args"][-2:] == ["--nft", "nft"]
+def test_hook_needs_its_path():
+    with pytest.raises(IronError, match="host.network_hook"):
+        network.apply(base_spec(), NONE, ctx(network_hook=None))
 
 
 def test_hook_replaces_ours_in_place_and_keeps_others():
     spec = base_spec()
-    stale = {"path": "/opt/old/iron", "args": ["iron", "hook", "network", "--policy", "{}"]}
+    stale = {"path": "/opt/old/iron", "args": ["iron", "hook", "network", "--policy", "{}"]}   # iron < 0.2
     other1 = {"path": "/usr/bin/nvidia-ctk", "args": ["nvidia-ctk", "hook", "update-ldcache"]}
     other2 = {"path": "/usr/libexec/oci/hooks.d/x", "args": ["x"], "timeout": 5}
-    spec["hooks"] = {"createRuntime": [other1, stale, other2, dict(stale)], "prestart": [other2]}
+    loose = {"path": "/elsewhere/iron-nethook", "args": ["iron-nethook", "--ruleset", "flush ruleset"]}
+    spec["hooks"] = {"createRuntime": [other1, stale, other2, loose], "prestart": [other2]}
     out, decisions = network.apply(spec, NONE, ctx())
     hooks = out["hooks"]["createRuntime"]
     assert hooks[0] == other1 and hooks[2] == other2 and len(hooks) == 3
-    assert network.is_iron_network_hook(hooks[1]) and hooks[1]["path"] == "/usr/local/bin/iron"
+    assert network.is_iron_network_hook(hooks[1]) and hooks[1]["path"] == NETHOOK
     assert out["hooks"]["prestart"] == [other2]
     (d,) = [d for d in decisions if d.field == "hooks.createRuntime"]
-    assert d.before == [stale, stale]
+    assert d.before == [stale, loose]
 
 
 def test_hook_updated_when_the_policy_changes():
     once, _ = network.apply(base_spec(), NONE, ctx())
     twice, decisions = network.apply(once, ALLOW, ctx())
-    assert len(iron_hooks(twice)) == 1 and hook_policy(twice)["policy"] == "allowlist"
+    assert len(iron_hooks(twice)) == 1 and "policy drop" in hook_script(twice)
+    assert hook_script(twice) == hook_script(network.apply(base_spec(), ALLOW, ctx())[0])
     assert [d.field for d in decisions] == ["hooks.createRuntime"]
 
 
@@ -242,20 +241,21 @@ def test_annotation_refused_unless_the_operator_permits_it(where):
 
 def test_annotation_adds_destinations_when_permitted():
     out, decisions = network.apply(base_spec(), ALLOW, ctx(annotation_ok=True, annotations=ANNOTATED))
-    assert hook_policy(out)["allow"] == ["198.18.0.2:7", "198.18.0.9:53/udp", "198.18.0.5:443", "[fd00::5]:22"]
+    assert hook_script(out) == render({"policy": "allowlist", "dns": ALLOW["dns"], "inbound": [8080], "allow": [
+        "198.18.0.2:7", "198.18.0.9:53/udp", "198.18.0.5:443", "[fd00::5]:22"]})
     assert "io.iron.network.allow" in [d for d in decisions if d.field == "hooks.createRuntime"][0].reason
 
 
 def test_annotation_turns_policy_none_into_an_allowlist_when_permitted():
     out, _ = network.apply(base_spec(), NONE, ctx(annotation_ok=True, annotations=ANNOTATED))
-    assert hook_policy(out)["policy"] == "allowlist"
-    assert len(hook_policy(out)["allow"]) == 3
+    assert hook_script(out) == render({"policy": "allowlist", "allow": ["198.18.0.5:443", "[fd00::5]:22", "198.18.0.2:7"],
+                                       "dns": [], "inbound": []})
 
 
 @pytest.mark.parametrize("value", ["", " , ,"])
 def test_empty_annotation_widens_nothing(value):
     out, _ = network.apply(base_spec(), NONE, ctx(annotations={"io.iron.network.allow": value}))
-    assert hook_policy(out)["policy"] == "none"
+    assert hook_script(out) == render(NONE)
 
 
 def test_invalid_annotation_entry_names_it():
@@ -356,67 +356,68 @@ def test_apply_exec_wraps_the_process():
     assert network.apply_exec(process, ALLOW, ctx(abi=3))[0] == process
 
 
-# --- the hook's argv, stdin and refusals (nothing here needs root) ---
+# --- iron-nethook's argv, stdin and refusals (nothing here needs root) ---
 
-def run_hook(args: list[str], stdin: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "iron.hooks.network", *args], input=stdin,
-                          capture_output=True, text=True, timeout=30)
+@pytest.fixture(scope="module")
+def nethook() -> str:
+    subprocess.run(["make", "-s", "-C", str(NETHOOK_SRC), "all"], check=True)
+    return str(NETHOOK_SRC / "build" / "iron-nethook")
+
+
+def run_hook(binary: str, args: list[str], stdin: str) -> subprocess.CompletedProcess:
+    return subprocess.run([binary, *args], input=stdin, capture_output=True, text=True, timeout=30)
+
+
+NO_SUCH_PID = 999999999
 
 
 @pytest.mark.parametrize("args, stdin, code, message", [
-    ([], "{}", 2, "--policy is required"),
-    (["--policy"], "{}", 2, "--policy needs a value"),
-    (["--policy", "{}", "--bogus"], "{}", 2, "unknown argument `--bogus`"),
-    (["--policy", "{nope"], "{}", 1, "--policy is not valid JSON"),
-    (["--policy", '{"policy":"allowlist","allow":["1.2.3.4:0"]}'], "{}", 1, "--policy: network.allow[0]: "),
-    (["--policy", "{}", "--nft", "/nonexistent/nft"], '{"pid": 999999999}', 1, "cannot open /proc/999999999/ns"),
-    (["--policy={}"], "not json", 1, "stdin is not the OCI state JSON"),
-    (["--policy", "{}"], '{"id": "x"}', 1, "the OCI state on stdin has no container pid"),
-    (["--policy", "{}"], '{"pid": true}', 1, "no container pid"),
-    (["--policy", "{}"], '{"pid": 999999999}', 1, "cannot open /proc/999999999/ns/net"),
+    ([], "{}", 2, "--ruleset is required"),
+    (["--ruleset"], "{}", 2, "--ruleset needs a value"),
+    (["--ruleset", "x", "--bogus"], "{}", 2, "unknown argument `--bogus`"),
+    (["--ruleset", ""], "{}", 2, "--ruleset is empty"),
+    (["--ruleset=x"], "not json", 1, "stdin is not the OCI state JSON"),
+    (["--ruleset", "x"], "[1]", 1, "stdin is not the OCI state JSON"),
+    (["--ruleset", "x"], '{"id": "x"}', 1, "the OCI state on stdin has no container pid"),
+    (["--ruleset", "x"], '{"pid": true}', 1, "no container pid (got `true`)"),
+    (["--ruleset", "x"], '{"pid": "12"}', 1, "no container pid"),
+    (["--ruleset", "x"], '{"pid": 1.5}', 1, "no container pid"),
+    (["--ruleset", "x"], '{"pid": -3}', 1, "no container pid"),
+    (["--ruleset", "x"], '{"pid": 0}', 1, "no container pid"),
+    (["--ruleset", "x"], '{"pid": 99999999999999999999}', 1, "no container pid"),
+    (["--ruleset", "x"], '{"pid": 5, "pid": 6}', 1, "names the container pid twice"),
+    (["--ruleset", "x"], f'{{"pid": {NO_SUCH_PID}}} x', 1, "text after the object"),
+    (["--ruleset", "x"], f'{{"a": {{"pid": 1}}, "b": "\\"pid\\": 1", "pid": {NO_SUCH_PID}}}', 1,
+     f"cannot open /proc/{NO_SUCH_PID}/ns/net"),
 ])
-def test_hook_errors_are_one_line(args, stdin, code, message):
-    done = run_hook(args, stdin)
+def test_hook_errors_are_one_line(nethook, args, stdin, code, message):
+    done = run_hook(nethook, args, stdin)
     assert done.returncode == code
-    assert done.stderr.startswith("iron hook network: ") and message in done.stderr
+    assert done.stderr.startswith("iron network hook: ") and message in done.stderr
     assert done.stderr.count("\n") == 1 and done.stdout == ""
 
 
-def test_hook_refuses_the_host_netns():
-    done = run_hook(["--policy", '{"policy":"none"}', "--nft", "/bin/true"], json.dumps({"pid": os.getpid()}))
+def test_hook_refuses_the_host_netns(nethook):
+    done = run_hook(nethook, ["--ruleset", render(NONE)], json.dumps({"pid": os.getpid()}))
     assert done.returncode == 1
-    assert done.stderr.startswith("iron hook network: container pid ")
+    assert done.stderr.startswith(f"iron network hook: container pid {os.getpid()} ")
     assert "host network namespace" in done.stderr and done.stderr.count("\n") == 1
 
 
-def test_hook_main_in_process_refuses_the_host_netns(monkeypatch, capsys):
-    import io
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(json.dumps({"pid": os.getpid()}).encode())))
-    assert hook.main(["--policy", '{"policy":"none"}', "--nft", "/bin/true"]) == 1
-    assert capsys.readouterr().err.startswith("iron hook network: container pid ")
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+                    max_leaves=8)
 
 
-def test_hook_imports_stay_light(tmp_path):
-    """Under a bare interpreter (-I -S), the hook's path to its refusal imports nothing heavy."""
-    repo = Path(__file__).resolve().parents[2]
-    (tmp_path / "iron").mkdir()
-    for sub in ("hooks", "oci"):
-        (tmp_path / "iron" / sub).symlink_to(repo / sub)
-    code = (f"import io, json, os, sys; sys.path.insert(0, {str(tmp_path)!r}); "
-            "import iron.hooks.network as h; "
-            "sys.stdin = io.TextIOWrapper(io.BytesIO(json.dumps({'pid': os.getpid()}).encode())); "
-            "code = h.main(['--policy', '{\"policy\":\"allowlist\",\"allow\":[\"10.0.0.1:80\"]}', "
-            "'--nft', '/bin/true']); "
-            "print(code, ' '.join(sorted(sys.modules)))")
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=30)
-    code, *loaded = done.stdout.split()
-    assert code == "1" and "host network namespace" in done.stderr
-    for heavy in ("pyroute2", "click", "jsonschema", "psutil", "iron.shim", "argparse", "subprocess",
-                  "socket", "dataclasses", "typing", "inspect", "ipaddress"):
-        assert not any(m == heavy or m.startswith(heavy + ".") for m in loaded), heavy
-
-
-def test_hook_without_libnftables_names_it(monkeypatch):
-    monkeypatch.setattr(hook, "LIBNFTABLES", "libnftables-missing.so.0")
-    with pytest.raises(hook.HookError, match=r"^cannot use libnftables-missing\.so\.0 \(.*\); install nftables"):
-        hook.load_ruleset("table inet iron {}")
+@settings(max_examples=150, deadline=None)
+@given(state=st.dictionaries(st.text(max_size=6).filter(lambda k: k != "pid"), JSON, max_size=5),
+       pid=st.none() | st.integers(min_value=NO_SUCH_PID - 1000, max_value=NO_SUCH_PID),
+       indent=st.none() | st.integers(0, 2), ascii_only=st.booleans())
+def test_hook_reads_the_pid_as_json_does(nethook, state, pid, indent, ascii_only):
+    """The hook's small JSON reader finds the top-level pid wherever the key sits, as json does."""
+    if pid is not None:
+        state = {**state, "pid": pid}
+    done = run_hook(nethook, ["--ruleset", "x"], json.dumps(state, indent=indent, ensure_ascii=ascii_only))
+    assert done.returncode == 1
+    expected = f"cannot open /proc/{pid}/ns/net" if pid is not None else "has no container pid"
+    assert expected in done.stderr, done.stderr
