@@ -5,8 +5,9 @@
 
 Sections: passthrough, lifecycle, seccomp, landlock, hook, throughput, engines (default:
 all). Run as root after install.sh. Numbers are wall-clock medians and p95 over N runs after one
-warm-up; progress goes to stderr, tables to stdout. lifecycle (crun, runc, iron per mode)
-and engines (podman and docker, crun vs iron) interleave their runtimes run by run. docker
+warm-up; progress goes to stderr, tables to stdout. lifecycle (crun, runc, iron per mode,
+and a "python floor": a create that only starts iron's interpreter, round-trips config.json
+and execs crun, bench/python_floor.py) and engines (podman and docker, crun vs iron) interleave their runtimes run by run. docker
 uses the running dockerd if it has the runtimes registered, else starts a private one
 (bench/dockerd.py) and stops it afterwards. The seccomp and Landlock loops time themselves
 inside the container (bench/loops.c, built static here; the fastest of 20 batches, pinned to
@@ -52,6 +53,8 @@ ENGINE_RUNTIMES = {"crun": "", "iron-maximum": "≤ 1.10", "iron-standard": "(in
 BIN = "/usr/local/bin"
 MODES = ("minimal", "standard", "maximum")
 LIFECYCLE_TARGETS = {"iron-minimal": "≤ 1.6"}
+IRON_PYTHON = "/opt/iron/venv/bin/python3"      # the interpreter the launcher starts
+PYTHON_FLOOR = "python floor (create: start Python, JSON round trip, exec crun)"
 STREAM_MIB = 400
 
 
@@ -150,12 +153,13 @@ class Bench:
     def bundle(self, args, edit=None) -> str:
         return make_bundle(os.path.join(self.work, uuid.uuid4().hex[:8]), self.rootfs, args, edit=edit)
 
-    def lifecycle(self, runtime: str, bundle: str) -> float:
-        """create → start → wait → delete, as an engine drives it."""
+    def lifecycle(self, runtime: str, bundle: str, create: list[str] | None = None) -> float:
+        """create → start → wait → delete, as an engine drives it; ``create`` replaces the
+        runtime for that one call."""
         cid = "bench-" + uuid.uuid4().hex[:8]
         base = [runtime, "--root", self.root]
         start = time.perf_counter()
-        call(base + ["create", "--bundle", bundle, cid])
+        call((create or [runtime]) + ["--root", self.root, "create", "--bundle", bundle, cid])
         call(base + ["start", cid])
         while json.loads(subprocess.run(base + ["state", cid], capture_output=True, text=True,
                                         check=True).stdout)["status"] != "stopped":
@@ -191,8 +195,11 @@ class Bench:
         failed = {name: "not installed" for name, path in runtimes.items() if not path}
         bundles = {name: self.bundle(["true"]) for name in runtimes if name not in failed}
         progress(f"lifecycle: {', '.join(bundles)} interleaved")
-        ms, errors = interleaved_ms({name: lambda name=name: self.lifecycle(runtimes[name], bundles[name])
-                                     for name in bundles}, self.runs)
+        fns = {name: lambda name=name: self.lifecycle(runtimes[name], bundles[name]) for name in bundles}
+        floor = [IRON_PYTHON, "-IS", os.path.join(HERE, "python_floor.py"), shutil.which("crun")]
+        floor_bundle = self.bundle(["true"])
+        fns[PYTHON_FLOOR] = lambda: self.lifecycle("crun", floor_bundle, create=floor)
+        ms, errors = interleaved_ms(fns, self.runs)
         failed.update(errors)
         if "crun" in failed:
             raise RuntimeError(f"crun: {failed['crun']}")
