@@ -196,7 +196,9 @@ class Bench:
         bundles = {name: self.bundle(["true"]) for name in runtimes if name not in failed}
         progress(f"lifecycle: {', '.join(bundles)} interleaved")
         fns = {name: lambda name=name: self.lifecycle(runtimes[name], bundles[name]) for name in bundles}
-        floor = [IRON_PYTHON, "-IS", os.path.join(HERE, "python_floor.py"), shutil.which("crun")]
+        site = subprocess.run([IRON_PYTHON, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        floor = [IRON_PYTHON, "-IS", os.path.join(HERE, "python_floor.py"), site, shutil.which("crun")]
         floor_bundle = self.bundle(["true"])
         fns[PYTHON_FLOOR] = lambda: self.lifecycle("crun", floor_bundle, create=floor)
         ms, errors = interleaved_ms(fns, self.runs)
