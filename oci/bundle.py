@@ -98,7 +98,7 @@ def _clear_stale_temps(folder: str, name: str) -> None:
     process's (then it cannot be a live writer's, and O_EXCL would refuse the name)."""
     prefix = f".{name}.iron-"
     try:
-        entries = [e for e in os.listdir(folder) if e.startswith(prefix) and e[len(prefix):].isdigit()]
+        entries = [e for e in os.listdir(folder) if e.startswith(prefix) and _is_pid(e[len(prefix):])]
     except OSError:
         return
     for entry in entries:
@@ -115,3 +115,7 @@ def _clear_stale_temps(folder: str, name: str) -> None:
             os.unlink(os.path.join(folder, entry))
         except OSError:
             pass
+
+
+def _is_pid(text: str) -> bool:
+    return 0 < len(text) <= 7 and text.isascii() and text.isdigit()   # pid_max is at most 2**22

@@ -40,10 +40,12 @@ class Record:
 class HostFacts(Record):
     """What preflight learned about the host. Modifiers receive data, never probe the host."""
 
-    __slots__ = ("kernel", "arch", "seccomp", "landlock_abi", "network_hook", "landlock_helper", "namespaces")
+    __slots__ = ("kernel", "arch", "seccomp", "landlock_abi", "network_hook", "libnftables", "landlock_helper",
+                 "namespaces")
     _defaults = {"kernel": "", "arch": "x86_64", "seccomp": True,
                  "landlock_abi": 0,          # 0: Landlock unavailable
                  "network_hook": None,       # path of iron-nethook, when installed
+                 "libnftables": True,        # the library the hook loads is installed
                  "landlock_helper": None,
                  "namespaces": {}}           # type → "dev:ino" of iron's own namespaces
 

@@ -151,7 +151,8 @@ def is_iron_network_hook(hook: object) -> bool:
     if not isinstance(hook, dict):
         return False
     args = list(hook.get("args") or [])
-    return os.path.basename(str(hook.get("path") or "")) == HOOK_NAME or args[1:3] == ["hook", "network"]
+    return (os.path.basename(str(hook.get("path") or "")) == HOOK_NAME or args[:1] == [HOOK_NAME]
+            or args[1:3] == ["hook", "network"])
 
 
 def _hook(spec: dict, script: str, reason: str, ctx: Context) -> list[Decision]:

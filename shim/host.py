@@ -9,6 +9,7 @@ from iron.shim import config as config_mod
 
 LANDLOCK_CREATE_RULESET = 444           # same number on x86_64 and aarch64
 LANDLOCK_CREATE_RULESET_VERSION = 1
+LIBNFTABLES = "libnftables.so.1"      # the soname iron-nethook opens
 
 
 def landlock_abi() -> int:
@@ -44,11 +45,26 @@ def probe(cfg, layers: list[str] | None = None) -> HostFacts:
     """Facts for ``layers`` (all when None); Landlock is asked only when a layer uses it."""
     helper = cfg.landlock_helper if os.access(cfg.landlock_helper, os.X_OK) else None
     hook = cfg.network_hook if os.access(cfg.network_hook, os.X_OK) else None
+    network = layers is None or "network" in layers
     landlock = layers is None or "filesystem" in layers or "network" in layers
     return HostFacts(kernel=os.uname().release, arch=os.uname().machine, seccomp=seccomp_available(),
                      landlock_abi=landlock_abi() if landlock else 0,
-                     network_hook=hook,
+                     network_hook=hook, libnftables=libnftables_installed() if network else True,
                      landlock_helper=helper, namespaces=own_namespaces())
+
+
+def libnftables_installed() -> bool:
+    """Whether the dynamic loader can find the library the network hook opens: it is in
+    ld.so.cache (ldconfig ran) or in a default directory. No dlopen: ctypes costs ~6 ms."""
+    try:
+        with open("/etc/ld.so.cache", "rb") as f:
+            if LIBNFTABLES.encode() in f.read():
+                return True
+    except OSError:
+        pass
+    multiarch = f"{os.uname().machine}-linux-gnu"
+    return any(os.path.exists(os.path.join(d, LIBNFTABLES))
+               for d in (f"/lib/{multiarch}", f"/usr/lib/{multiarch}", "/lib64", "/usr/lib64", "/lib", "/usr/lib"))
 
 
 def own_namespaces() -> dict[str, str]:
@@ -113,6 +129,8 @@ def blockers(layers: list[str], facts: HostFacts, runtime: str, min_abi: int = 1
             out.append("filesystem: the Landlock helper is missing (run install.sh)")
     if "network" in layers and not facts.network_hook:
         out.append("network: the network hook is missing (run install.sh)")
+    if "network" in layers and not facts.libnftables:
+        out.append(f"network: {LIBNFTABLES} is missing (apt-get install nftables)")
     return out
 
 

@@ -305,8 +305,8 @@ static void load_ruleset(const char *script)
 	ctx = nft.ctx_new(0);
 	if (!ctx)
 		fail(1, LIBNFTABLES ": nft_ctx_new failed");
-	nft.buffer_output(ctx);           /* nothing reaches crun's stdio */
-	nft.buffer_error(ctx);
+	if (nft.buffer_output(ctx) != 0 || nft.buffer_error(ctx) != 0)   /* nothing reaches crun's stdio */
+		fail(1, LIBNFTABLES ": cannot buffer its output");
 	if (nft.run_cmd_from_buffer(ctx, script) != 0) {
 		err = nft.get_error_buffer(ctx);
 		err = err ? err : "";
@@ -332,7 +332,7 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--ruleset") == 0)
 			fail(2, "--ruleset needs a value; " USAGE);
 		else
-			fail(2, "unknown argument `%s`; " USAGE, argv[i]);
+			fail(2, "unknown argument `%.*s`; " USAGE, (int)strcspn(argv[i], "\n"), argv[i]);
 	}
 	if (!script)
 		fail(2, "--ruleset is required; " USAGE);

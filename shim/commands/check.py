@@ -12,16 +12,6 @@ from iron.oci.profile import Loader
 from iron.shim import config, host, table
 
 
-def _libnftables() -> str:
-    """Whether the network hook can load libnftables (it opens the same soname)."""
-    import ctypes
-    try:
-        ctypes.CDLL("libnftables.so.1")
-    except OSError:
-        return "missing (apt-get install nftables)"
-    return "yes"
-
-
 def facts_rows(cfg, facts, runtime: str) -> list[list[str]]:
     layout, controllers = host.cgroup_layout()
     cgroup = layout + (f" (unified holds: {' '.join(controllers)})" if controllers else "")
@@ -31,7 +21,7 @@ def facts_rows(cfg, facts, runtime: str) -> list[list[str]]:
         ["seccomp", "yes" if facts.seccomp else "no", ""],
         ["Landlock ABI", str(facts.landlock_abi) if facts.landlock_abi else "unavailable", ""],
         ["cgroups", cgroup, "crun refuses this: run install.sh --fix-cgroups" if quirk else ""],
-        ["libnftables", _libnftables(), ""],
+        ["libnftables", "yes" if facts.libnftables else "missing", "" if facts.libnftables else "apt-get install nftables"],
         ["crun", (host.crun_version(runtime) or "?") + f" ({runtime})" if runtime else "missing",
          "" if runtime else "apt-get install crun"],
         ["Landlock helper", facts.landlock_helper or f"missing ({cfg.landlock_helper})",

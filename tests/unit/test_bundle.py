@@ -31,8 +31,10 @@ def test_temps_of_killed_writers_are_cleared(tmp_path):
     mine, dead, live = (tmp_path / f".config.json.iron-{pid}" for pid in (os.getpid(), _dead_pid(), 1))
     for stale in (mine, dead, live):
         stale.write_bytes(b"half")
-    (tmp_path / ".config.json.iron-notapid").write_bytes(b"other")
+    others = [tmp_path / f".config.json.iron-{name}" for name in ("notapid", "\u00b2", "9" * 30, "")]
+    for other in others:
+        other.write_bytes(b"other")
     bundle.write_atomic(str(path), b"new")
     assert path.read_bytes() == b"new"
     assert not mine.exists() and not dead.exists()
-    assert live.exists() and (tmp_path / ".config.json.iron-notapid").exists()
+    assert live.exists() and all(other.exists() for other in others)

@@ -195,15 +195,16 @@ def test_hook_replaces_ours_in_place_and_keeps_others():
     stale = {"path": "/opt/old/iron", "args": ["iron", "hook", "network", "--policy", "{}"]}   # iron < 0.2
     other1 = {"path": "/usr/bin/nvidia-ctk", "args": ["nvidia-ctk", "hook", "update-ldcache"]}
     other2 = {"path": "/usr/libexec/oci/hooks.d/x", "args": ["x"], "timeout": 5}
-    loose = {"path": "/elsewhere/iron-nethook", "args": ["iron-nethook", "--ruleset", "flush ruleset"]}
-    spec["hooks"] = {"createRuntime": [other1, stale, other2, loose], "prestart": [other2]}
+    loose = {"path": "/elsewhere/iron-nethook", "args": ["nethook", "--ruleset", "flush ruleset"]}
+    renamed = {"path": "/opt/x/nethook", "args": ["iron-nethook", "--ruleset", "flush ruleset"]}
+    spec["hooks"] = {"createRuntime": [other1, stale, other2, loose, renamed], "prestart": [other2]}
     out, decisions = network.apply(spec, NONE, ctx())
     hooks = out["hooks"]["createRuntime"]
     assert hooks[0] == other1 and hooks[2] == other2 and len(hooks) == 3
     assert network.is_iron_network_hook(hooks[1]) and hooks[1]["path"] == NETHOOK
     assert out["hooks"]["prestart"] == [other2]
     (d,) = [d for d in decisions if d.field == "hooks.createRuntime"]
-    assert d.before == [stale, loose]
+    assert d.before == [stale, loose, renamed]
 
 
 def test_hook_updated_when_the_policy_changes():

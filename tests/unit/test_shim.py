@@ -99,3 +99,24 @@ def test_pass_through_imports_nothing_heavy(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("facts, layer, message", [
+    ({"network_hook": None}, "network", "network: the network hook is missing"),
+    ({"network_hook": "/h", "libnftables": False}, "network", "network: libnftables.so.1 is missing"),
+    ({"landlock_abi": 0, "landlock_helper": "/h"}, "filesystem", "filesystem: Landlock is not available"),
+    ({"seccomp": False}, "syscall", "syscall: the kernel has no seccomp filter support"),
+])
+def test_preflight_names_what_a_layer_lacks(facts, layer, message):
+    from iron.oci.context import HostFacts
+    from iron.shim import host
+    problems = host.blockers([layer], HostFacts(**facts), "/bin/true")
+    assert any(p.startswith(message) for p in problems), problems
+    ok = HostFacts(network_hook="/h", landlock_abi=7, landlock_helper="/h")
+    assert [p for p in host.blockers([layer], ok, "/bin/true") if not p.startswith("process:")] == []
+
+
+def test_libnftables_found_here():
+    """The host check finds the library the way the loader does (tests run where nftables is installed)."""
+    from iron.shim import host
+    assert host.libnftables_installed()
