@@ -138,6 +138,9 @@ print(json.dumps(results))
 """
 
 
+NO_NETNS = "no network namespace support"
+
+
 def skip_reason() -> str | None:
     """Why these fixtures cannot run here (None: they can)."""
     if os.geteuid() != 0:
@@ -145,7 +148,7 @@ def skip_reason() -> str | None:
     if not shutil.which("ip"):
         return "iproute2 (`ip`) not installed"
     if not os.path.isdir("/proc/self/ns") or not os.path.exists("/proc/self/ns/net"):
-        return "no network namespace support"
+        return NO_NETNS
     return None
 
 

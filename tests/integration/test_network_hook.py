@@ -22,6 +22,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import netns_hosts  # noqa: E402
 
+from tests.conftest import require  # noqa: E402
+
 from iron.hooks.nft_ruleset import render  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -35,9 +37,11 @@ def host_ruleset() -> str:
 
 @pytest.fixture(scope="module")
 def host_rules_before():
-    reason = netns_hosts.skip_reason() or (None if NFT else "nft not installed (apt-get install nftables)")
-    if reason:
-        pytest.skip(reason)
+    reason = netns_hosts.skip_reason()
+    if reason == netns_hosts.NO_NETNS:
+        pytest.skip(reason)                      # a kernel without network namespaces
+    require(reason is None, reason or "")
+    require(NFT is not None, "nft not installed (apt-get install nftables)")
     before = host_ruleset()
     yield before
     after = host_ruleset()
@@ -294,13 +298,12 @@ def test_hook_wall_time(hosts, pid, record_property):
 
 def test_under_crun(hosts, tmp_path, host_rules_before):
     crun = shutil.which("crun")
-    if not crun:
-        pytest.skip("crun not installed")
+    require(crun is not None, "crun not installed")
+    from iron.shim.bundlekit import build_rootfs, find_busybox, make_bundle
     try:
-        from iron.shim.bundlekit import build_rootfs, find_busybox, make_bundle
         find_busybox()
     except Exception as err:                     # noqa: BLE001 - any reason means: no rootfs here
-        pytest.skip(f"no busybox rootfs: {err}")
+        require(False, f"no busybox rootfs: {err}")
     rootfs = tmp_path / "rootfs"
     build_rootfs(str(rootfs))
     hosts.ip(hosts.container_ns, "link", "set", "lo", "down")
@@ -328,7 +331,7 @@ def test_under_crun(hosts, tmp_path, host_rules_before):
         subprocess.run([crun, "--root", str(root), "delete", "--force", cid], capture_output=True, timeout=30)
         nft_in(hosts, "delete", "table", "inet", "iron", check=False)
     if done.returncode != 0 and "cgroup" in done.stderr and "iron network hook" not in done.stderr:
-        pytest.skip(f"crun cannot run containers here: {done.stderr.strip()}")
+        require(False, f"crun cannot run containers here: {done.stderr.strip()}")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.split()
     assert "iron-crun" in lines and "allowed=0" in lines and "lo=up" in lines, done.stdout

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
+
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "hooks" / "landlock"
 BUSYBOX = "/bin/busybox"
@@ -44,8 +46,7 @@ needs_net = pytest.mark.skipif(HOST_ABI < 4, reason="Landlock TCP rules need ABI
 
 @pytest.fixture(scope="session")
 def helpers() -> dict[str, str]:
-    if not shutil.which("make") or not shutil.which("gcc"):
-        pytest.skip("make and gcc are needed to build the helper")
+    require(bool(shutil.which("make") and shutil.which("gcc")), "make and gcc are needed to build the helper")
     subprocess.run(["make", "-s", "-C", str(SRC), "all", "fake-enosys"], check=True)
     return {"real": str(SRC / "build" / "iron-landlock"),
             "noll": str(SRC / "build" / "iron-landlock-noll")}

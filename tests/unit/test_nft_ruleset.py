@@ -10,6 +10,7 @@ import pytest
 
 from iron.hooks.nft_ruleset import parse_allow, parse_policy, render
 from iron.oci.errors import IronError
+from tests.conftest import require
 
 
 # --- parse_allow ---
@@ -237,8 +238,8 @@ SAMPLES = [
 @pytest.mark.parametrize("policy", SAMPLES, ids=["none", "empty-allowlist", "full-allowlist"])
 def test_nft_accepts_the_script(policy):
     nft, unshare = shutil.which("nft"), shutil.which("unshare")
-    if os.geteuid() != 0 or not nft or not unshare:
-        pytest.skip("needs root, nft and unshare (checks the script in a new network namespace)")
+    require(os.geteuid() == 0 and nft is not None and unshare is not None,
+            "needs root, nft and unshare (checks the script in a new network namespace)")
     done = subprocess.run([unshare, "--net", nft, "-c", "-f", "-"], input=render(policy),
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
