@@ -4,18 +4,23 @@
     bench/bench.py [--quick] [--runs N] [SECTION…]
 
 Sections: passthrough, lifecycle, seccomp, landlock, hook, throughput, engines (default:
-all). Run as root after install.sh. Numbers are wall-clock medians and p95 over N runs after one
-warm-up; progress goes to stderr, tables to stdout. lifecycle (crun, runc, iron per mode,
-and a "python floor": a create that only starts iron's interpreter, round-trips config.json
-and execs crun, bench/python_floor.py) and engines (podman and docker, crun vs iron) interleave their runtimes run by run. docker
-uses the running dockerd if it has the runtimes registered, else starts a private one
-(bench/dockerd.py) and stops it afterwards. The seccomp and Landlock loops time themselves
-inside the container (bench/loops.c, built static here; the fastest of 20 batches, pinned to
-one CPU), run by crun from the config.json iron wrote with and without the layer only,
-interleaved round by round; overheads are medians of each round's difference. throughput sends TCP streams to a sink from two identical network namespaces of
-its own over veth pairs, one with iron's ruleset loaded by the real hook, alternating
-(bench/streams.py, bench/tcp.c). Not covered yet: a maximum start with vs without the hook
-(the hook is timed directly).
+all). Run as root after install.sh. Numbers are wall-clock medians and p95 over N runs after
+one warm-up; progress goes to stderr, tables to stdout.
+
+- lifecycle (crun, runc, iron per mode, and a "python floor": a create that only starts
+  iron's interpreter, round-trips config.json and execs crun, bench/python_floor.py) and
+  engines (podman and docker, crun vs iron) interleave their runtimes run by run. docker
+  uses the running dockerd if it has the runtimes registered, else starts a private one
+  (bench/dockerd.py) and stops it afterwards.
+- The seccomp and Landlock loops time themselves inside the container (bench/loops.c, built
+  static here; the fastest of 20 batches, pinned to one CPU), run by crun from the
+  config.json iron wrote with and without the layer only, interleaved round by round;
+  overheads are medians of each round's difference.
+- throughput sends TCP streams to a sink from two identical network namespaces of its own
+  over veth pairs, one with iron's ruleset loaded by the real hook, alternating
+  (bench/streams.py, bench/tcp.c).
+
+Not covered yet: a maximum start with vs without the hook (the hook is timed directly).
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ import json
 import os
 import subprocess
 import time
+import uuid
 
 from iron.hooks.nft_ruleset import render
-import uuid
 
 NETHOOK = "/usr/local/lib/iron/iron-nethook"
 PORT = 5201

@@ -190,11 +190,11 @@ def libseccomp_version() -> str:
     except OSError:
         return _ask_libseccomp_version()
     entry = os.path.join(cache_dir(), "libseccomp-version")
-    doc = read_cache(entry, key, check=lambda version: type(version) is str and bool(version))
-    if doc is None:
-        doc = _ask_libseccomp_version()
-        write_cache(entry, {"key": key, "profile": doc})
-    return doc
+    version = read_cache(entry, key, check=lambda value: type(value) is str and bool(value))
+    if version is None:
+        version = _ask_libseccomp_version()
+        write_cache(entry, key, version)
+    return version
 
 
 def _ask_libseccomp_version() -> str:
@@ -234,12 +234,12 @@ def load_seccomp_profile(path, arch: str) -> dict:
     except ValueError as e:
         raise IronError(f"invalid JSON: {e}", file=str(path)) from e
     rendered = render(profile, str(path), arch)
-    write_cache(entry, {"key": key, "profile": rendered})
+    write_cache(entry, key, rendered)
     return rendered
 
 
 def read_cache(entry: str, key: str, check=None):
-    """The cached ``profile`` of ``entry`` if it was stored under ``key`` and passes ``check``
+    """The value ``entry`` holds if it was stored under ``key`` and passes ``check``
     (default: the seccomp profile shape check), else None."""
     try:
         with open(entry, "rb") as f:
@@ -247,22 +247,22 @@ def read_cache(entry: str, key: str, check=None):
         if doc.get("key") != key:
             return None
         if check is None:
-            check_shape(doc["profile"], str(entry))
-        elif not check(doc["profile"]):
+            check_shape(doc["value"], str(entry))
+        elif not check(doc["value"]):
             return None
-        return doc["profile"]
+        return doc["value"]
     except (OSError, ValueError, AttributeError, KeyError, TypeError, IronError):
         return None   # missing or corrupt: render again and overwrite
 
 
-def write_cache(entry: str, doc: dict) -> None:
+def write_cache(entry: str, key: str, value) -> None:
     tmp = None
     try:
         os.makedirs(os.path.dirname(entry), exist_ok=True)
         tmp = f"{entry}.tmp-{os.getpid()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         with os.fdopen(fd, "w") as f:
-            f.write(dumps(doc))
+            f.write(dumps({"key": key, "value": value}))
         os.replace(tmp, entry)
         tmp = None
     except OSError:

@@ -149,7 +149,7 @@ def remembered_merge(iron: dict, engine: dict | None, native: str) -> dict:
     merged = read_cache(entry, key)
     if merged is None:
         merged = merge(iron, engine, native)
-        write_cache(entry, {"key": key, "profile": merged})
+        write_cache(entry, key, merged)
     return merged
 
 

@@ -32,19 +32,14 @@ def main(parsed, prog: str, cfg_path: str) -> int:
     return 127  # not reached
 
 
-def context_for(profile, cfg, facts, annotations: dict) -> Context:
+def context_for(profile, cfg, facts, annotations: dict, loader: Loader) -> Context:
     """The Context the layers see: host facts, the operator policy, the annotations."""
     policy = Policy(allow_annotation_lower=cfg.allow_annotation_lower,
                     allow_fs_write_annotation=cfg.allow_fs_write_annotation,
                     allow_network_annotation=cfg.allow_network_annotation,
                     host_network=cfg.host_network)
-    return Context(mode=profile.name, profiles_root=loader_root(), host=facts, policy=policy,
+    return Context(mode=profile.name, profiles_root=loader.builtin, host=facts, policy=policy,
                    annotations=dict(annotations))
-
-
-def loader_root() -> str:
-    import iron.profiles
-    return os.path.dirname(os.path.realpath(iron.profiles.__file__))
 
 
 def _preflight(profile, cfg, runtime: str):
@@ -87,7 +82,7 @@ def _create(parsed, prog: str, cfg, loader: Loader, runtime: str) -> None:
         log = audit.open_log(cfg, mode)          # a strict mode refuses before config.json changes
         facts = _preflight(profile, cfg, runtime)
         try:
-            hardened, decisions = pipeline.harden(spec, profile.data, context_for(profile, cfg, facts, annotations))
+            hardened, decisions = pipeline.harden(spec, profile.data, context_for(profile, cfg, facts, annotations, loader))
         except IronError as err:
             raise err.within(path)
         hardened.setdefault("annotations", {})[modes.ANNOTATION] = profile.name
@@ -118,7 +113,7 @@ def _exec(parsed, prog: str, cfg, loader: Loader, runtime: str) -> list[str]:
         entry.update(mode=mode, mode_source=source, layers=profile.layers())
         log = audit.open_log(cfg, mode)          # a strict mode refuses before the process file changes
         facts = _preflight(profile, cfg, runtime)
-        ctx = context_for(profile, cfg, facts, container.get("annotations") or {})
+        ctx = context_for(profile, cfg, facts, container.get("annotations") or {}, loader)
         process_file = sub.value("--process", "-p")
         if process_file:
             raw, process = bundle.read_json(process_file, "process file")

@@ -403,14 +403,14 @@ def _must_not_render(*a, **k):
     raise AssertionError("cache miss")
 
 
-@pytest.mark.parametrize("garbage", [b"", b"{not json", b'{"key": "x", "profile": {}}',
-                                     b'{"key": "KEY", "profile": {"defaultAction": 5}}', b"[]"])
+@pytest.mark.parametrize("garbage", [b"", b"{not json", b'{"key": "x", "value": {}}',
+                                     b'{"key": "KEY", "value": {"defaultAction": 5}}', b"[]"])
 def test_corrupt_cache_entry_is_ignored_and_rewritten(cache_dir, garbage):
     good = seccomp_names.load_seccomp_profile(STANDARD, "x86_64")
     [entry] = cache_dir.glob("*.json")
     entry.write_bytes(garbage.replace(b"KEY", entry.stem.encode()))
     assert seccomp_names.load_seccomp_profile(STANDARD, "x86_64") == good
-    assert json.loads(entry.read_text())["profile"] == good
+    assert json.loads(entry.read_text())["value"] == good
 
 
 def test_cache_key_has_arch_and_content(cache_dir, tmp_path):
@@ -452,8 +452,8 @@ def test_merge_remembered_under_its_whole_input(cache_dir, monkeypatch):
     assert len(list(cache_dir.glob("merged-*"))) == 3
 
 
-@pytest.mark.parametrize("garbage", [b"", b"{not json", b"[]", b'{"key": "x", "profile": {}}', b'{"key": "KEY"}',
-                                     b'{"key": "KEY", "profile": {"defaultAction": 5}}'])
+@pytest.mark.parametrize("garbage", [b"", b"{not json", b"[]", b'{"key": "x", "value": {}}', b'{"key": "KEY"}',
+                                     b'{"key": "KEY", "value": {"defaultAction": 5}}'])
 def test_corrupt_merge_entry_is_merged_again(cache_dir, garbage):
     iron = seccomp_names.load_seccomp_profile(STANDARD, "x86_64")
     first = syscall.remembered_merge(iron, copy.deepcopy(DOCKER), "SCMP_ARCH_X86_64")
@@ -473,5 +473,7 @@ def test_libseccomp_version_remembered_until_the_loader_cache_changes(cache_dir,
     assert seccomp_names.libseccomp_version() == real and not asked
     ld_cache.write_bytes(b"two, longer")                      # ldconfig rewrote it
     assert seccomp_names.libseccomp_version() == "9.9.9" and asked == [1]
-    (cache_dir / "libseccomp-version").write_text('{"key": "k", "profile": 5}')
+    st = ld_cache.stat()                                       # the right key, a value that is no version
+    (cache_dir / "libseccomp-version").write_text(
+        json.dumps({"key": f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}", "value": 5}))
     assert seccomp_names.libseccomp_version() == "9.9.9" and asked == [1, 1]
